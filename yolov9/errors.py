@@ -1,0 +1,17 @@
+"""The one exception type users catch: every problem we detect is reported as a `YOLOv9Error`."""
+
+
+class YOLOv9Error(Exception):
+    """A problem with the user's input (config, checkpoint, dataset, arguments) explained in plain words."""
+
+
+class ConfigError(YOLOv9Error):
+    """A model, hyperparameter or dataset config is malformed."""
+
+
+class CheckpointError(YOLOv9Error):
+    """A checkpoint file cannot be read, is refused for safety, or does not fit the model."""
+
+
+class DatasetError(YOLOv9Error):
+    """A dataset config, image or label file is unusable."""
