@@ -19,6 +19,10 @@ class YOLOv9:
         self.source = model
         if isinstance(model, DetectionModel):
             self.model = model
+        elif Path(str(model)).suffix == ".onnx":
+            from yolov9.export.runtime import OnnxBackend
+
+            self.model = OnnxBackend(model)
         elif Path(str(model)).suffix in CHECKPOINT_SUFFIXES:
             from yolov9.io.checkpoint import load
 

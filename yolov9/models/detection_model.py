@@ -11,7 +11,7 @@ from yolov9.errors import ConfigError
 from yolov9.models.builder import build_layers
 from yolov9.nn.head import DetectHead
 
-STRIDE_PROBE = 256  # size of the dummy input used to measure strides at build time
+STRIDE_PROBE = 64  # size of the dummy input used to measure strides at build time (2 cells at stride 32)
 
 
 class DetectionModel(nn.Module):

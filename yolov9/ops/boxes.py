@@ -33,9 +33,11 @@ def box_iou(boxes1: torch.Tensor, boxes2: torch.Tensor, eps: float = 1e-7) -> to
 
 def bbox_iou(box1: torch.Tensor, box2: torch.Tensor, xywh: bool = False, kind: str = "iou",
              eps: float = 1e-7) -> torch.Tensor:
-    """Aligned (broadcast) IoU / GIoU / DIoU / CIoU of (..., 4) boxes -> (..., 1).
+    """Aligned (broadcast) IoU / GIoU / DIoU / CIoU of (..., 4) boxes -> (..., 1); pairwise via box1[:, None].
 
-    `kind` is one of 'iou', 'giou', 'diou', 'ciou'. Degenerate boxes give finite values (eps guards).
+    `kind` is one of 'iou', 'giou', 'diou', 'ciou', with the official YOLOv9 formulas (heights carry `eps`; the
+    CIoU trade-off factor alpha is a constant for autograd). Degenerate boxes give finite values.
+    Ranges: IoU [0, 1]; GIoU and DIoU [-1, 1]; CIoU [-1.5, 1] (the aspect term adds at most 0.5 when IoU is 0).
     """
     if xywh:
         box1, box2 = xywh2xyxy(box1), xywh2xyxy(box2)
@@ -52,7 +54,7 @@ def bbox_iou(box1: torch.Tensor, box2: torch.Tensor, xywh: bool = False, kind: s
     cw = b1_x2.maximum(b2_x2) - b1_x1.minimum(b2_x1)  # enclosing box
     ch = b1_y2.maximum(b2_y2) - b1_y1.minimum(b2_y1)
     if kind == "giou":
-        c_area = cw * ch + eps
+        c_area = torch.maximum(cw * ch + eps, union)  # >= union also for zero-height boxes (h carries eps)
         return iou - (c_area - union) / c_area
     c2 = cw ** 2 + ch ** 2 + eps  # squared diagonal of the enclosing box
     rho2 = ((b2_x1 + b2_x2 - b1_x1 - b1_x2) ** 2 + (b2_y1 + b2_y2 - b1_y1 - b1_y2) ** 2) / 4

@@ -1,0 +1,64 @@
+"""End-to-end training on a generated dataset: checkpoints, exact resume, run folder, stripped final files."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+from _train_data import tiny_config, write_dataset
+from yolov9 import build_model
+from yolov9.engine.trainer import train
+from yolov9.io.checkpoint import read_checkpoint
+
+FAST = dict(imgsz=64, batch=4, workers=0, verbose=False, plots=False, val=False)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Two shared cores: one intra-op thread avoids OpenMP spin-waiting under load (and keeps runs bitwise)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return write_dataset(tmp_path_factory.mktemp("squares"), n_images=8, size=96)
+
+
+def tiny_model(branches: int = 2):
+    torch.manual_seed(0)
+    return build_model(tiny_config(branches), nc=2)
+
+
+def assert_same_state(a: dict, b: dict, where: str):
+    assert a.keys() == b.keys(), where
+    for key in a:
+        assert torch.equal(a[key], b[key]), f"{where}: {key} differs"
+
+
+@pytest.mark.slow
+def test_resume_from_epoch_1_reproduces_epoch_2_bitwise(data, tmp_path):
+    full = train(tiny_model(), data=str(data), epochs=2, save_period=1, project=str(tmp_path), name="full", **FAST)
+    weights = full["save_dir"] / "weights"
+    assert {p.name for p in weights.iterdir()} == {"last.pt", "best.pt", "epoch1.pt", "epoch2.pt"}
+    final = read_checkpoint(weights / "last.pt")
+    assert final["optimizer"] is None and final["ema"] is None  # stripped: EMA weights only, fp16
+    assert all(v.dtype == torch.float16 for v in final["model"].values() if v.is_floating_point())
+    assert (full["save_dir"] / "args.yaml").is_file() and (full["save_dir"] / "hyp.yaml").is_file()
+    assert [r["epoch"] for r in full["results"]] == [0, 1]
+
+    resumed_dir = tmp_path / "resumed" / "weights"
+    resumed_dir.mkdir(parents=True)
+    shutil.copy(weights / "epoch1.pt", resumed_dir / "last.pt")
+    resumed = train(None, resume=str(resumed_dir / "last.pt"), verbose=False)
+    a, b = read_checkpoint(weights / "epoch2.pt"), read_checkpoint(resumed_dir / "epoch2.pt")
+    assert a["epoch"] == b["epoch"] == 1
+    assert_same_state(a["model"], b["model"], "model")
+    assert_same_state(a["ema"], b["ema"], "ema")
+    assert a["ema_updates"] == b["ema_updates"] > 0
+    for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+        assert_same_state(sa, sb, "optimizer")
+    assert [r["epoch"] for r in resumed["results"]] == [1]

@@ -1,0 +1,119 @@
+"""Dataset YAML in the official form: `path`, `train`, `val`, optional `test`, `names` (list or dict).
+
+A split is an image folder, a .txt list of image paths, a COCO `instances_*.json`, or a list of these.
+YOLO labels sit where the last `images` path component is replaced by `labels`.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping, Union
+
+from yolov9.cfg import read_yaml
+from yolov9.errors import ConfigError, DatasetError
+
+IMAGE_SUFFIXES = (".bmp", ".dng", ".jpeg", ".jpg", ".mpo", ".png", ".tif", ".tiff", ".webp", ".pfm")
+SPLITS = ("train", "val", "test")
+
+
+def label_path(image: Union[str, Path]) -> Path:
+    """`.../images/x/a.jpg` -> `.../labels/x/a.txt` (the last `images` component is swapped)."""
+    parts = list(Path(image).parts)
+    for i in range(len(parts) - 1, -1, -1):
+        if parts[i] == "images":
+            parts[i] = "labels"
+            break
+    return Path(*parts).with_suffix(".txt")
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def coco_image_folder(json_file: Path, root: Path) -> Path:
+    """Image folder of a COCO json: `<root>/images/<split>`, `<root>/<split>` or the json's own folder."""
+    split = json_file.stem.replace("instances_", "")
+    for folder in (root / "images" / split, root / split, json_file.parent.parent / "images" / split,
+                   json_file.parent.parent / split):
+        if folder.is_dir():
+            return folder
+    return json_file.parent
+
+
+def _resolve_split(entry: Any, root: Path, key: str, source: str) -> tuple[list[Path], list[Path]]:
+    """(image files, COCO json files) of one split entry."""
+    entries = entry if isinstance(entry, (list, tuple)) else [entry]
+    images: list[Path] = []
+    coco: list[Path] = []
+    for item in entries:
+        path = Path(str(item)).expanduser()
+        path = path if path.is_absolute() else root / path
+        if path.is_dir():
+            images += _images_in(path)
+        elif path.suffix == ".txt" and path.is_file():
+            lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+            images += [(Path(ln) if Path(ln).is_absolute() else path.parent / ln) for ln in lines]
+        elif path.suffix == ".json" and path.is_file():
+            coco.append(path)
+            folder = coco_image_folder(path, root)
+            images += [folder / f for f in coco_file_names(path)]
+        else:
+            raise DatasetError(f"{source}: key {key!r}: {path} is not an image folder, a .txt list or a .json file")
+    return images, coco
+
+
+def coco_file_names(json_file: Path) -> list[str]:
+    """The `file_name` of every image in a COCO json, in file order."""
+    return [image["file_name"] for image in read_json(json_file)["images"]]
+
+
+def read_json(path: Path) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise DatasetError(f"{path}: line {e.lineno}: not valid JSON ({e.msg})") from None
+
+
+def _names(data: Mapping, coco: list[Path], source: str) -> list[str]:
+    names = data.get("names")
+    if names is None and coco:
+        categories = sorted(read_json(coco[0])["categories"], key=lambda c: c["id"])
+        names = [c["name"] for c in categories]
+    if names is None:
+        raise ConfigError(f"{source}: missing key 'names' (a list of class names, or a dict id -> name)")
+    if isinstance(names, Mapping):
+        ids = sorted(int(k) for k in names)
+        if ids != list(range(len(ids))):
+            raise ConfigError(f"{source}: key 'names': ids must be 0..{len(ids) - 1}, got {ids}")
+        names = [names[k] if k in names else names[str(k)] for k in ids]
+    names = [str(n) for n in names]
+    if "nc" in data and int(data["nc"]) != len(names):
+        raise ConfigError(f"{source}: nc={data['nc']} but 'names' lists {len(names)} classes")
+    return names
+
+
+def load_data_config(data: Union[str, Path, Mapping[str, Any]]) -> dict:
+    """Read a dataset YAML (or dict) into {path, train, val, test, names, nc, yaml_file, coco}.
+
+    train/val/test are lists of image files (empty when the split is absent); `coco` maps a split to its
+    COCO json files (empty list for YOLO txt splits).
+    """
+    if isinstance(data, Mapping):
+        raw, source, base = dict(data), "data config", Path.cwd()
+    else:
+        raw, source, base = read_yaml(data), str(data), Path(data).resolve().parent
+    root = Path(str(raw.get("path", ""))).expanduser()
+    root = root if root.is_absolute() else (base / root).resolve()
+    config: dict[str, Any] = {"path": root, "yaml_file": None if isinstance(data, Mapping) else str(data), "coco": {}}
+    if "train" not in raw and "val" not in raw:
+        raise ConfigError(f"{source}: needs at least one of the keys 'train' and 'val'")
+    for split in SPLITS:
+        if raw.get(split) in (None, ""):
+            config[split], config["coco"][split] = [], []
+            continue
+        config[split], config["coco"][split] = _resolve_split(raw[split], root, split, source)
+    all_coco = [p for files in config["coco"].values() for p in files]
+    config["names"] = _names(raw, all_coco, source)
+    config["nc"] = len(config["names"])
+    return config

@@ -1,0 +1,184 @@
+"""Label formats: YOLO txt (one `cls cx cy w h` or `cls x1 y1 x2 y2 ...` polygon per line) and COCO json.
+
+Both are read into the same rows: (n, 5) float32 [class, cx, cy, w, h] normalised, plus one normalised polygon
+(k, 2) per row (empty when the row is a plain box). Every problem is a `Problem` naming the file and line.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import NamedTuple, Optional, Union
+
+import numpy as np
+
+from yolov9.data.config import coco_image_folder, read_json
+from yolov9.io.atomic import atomic_write_bytes
+
+COORD_TOLERANCE = 0.01  # normalised coordinates within [-tol, 1 + tol] are clipped, beyond are errors
+ERROR, FIXED, NOTE = "error", "fixed", "note"  # error: image skipped; fixed: repaired, image kept; note: converted
+
+
+class Problem(NamedTuple):
+    file: str
+    line: str  # "3" for a txt line, "annotation 17" for COCO, "" for the whole file
+    level: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.level}: {self.message}"
+
+
+class Labels(NamedTuple):
+    rows: np.ndarray  # (n, 5) float32
+    segments: list  # n arrays (k, 2) float32, normalised
+    problems: list
+
+
+def parse_yolo_label(text: str, nc: int, file: str) -> Labels:
+    """Parse and validate the text of one YOLO label file."""
+    rows, segments, lines, problems = [], [], [], []
+    for number, line in enumerate(text.splitlines(), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        try:
+            values = np.array([float(v) for v in fields], np.float64)
+        except ValueError:
+            bad = next(v for v in fields if not _is_float(v))
+            problems.append(Problem(file, str(number), ERROR, f"non-numeric value {bad!r}"))
+            continue
+        if len(values) == 5:
+            rows.append(values)
+            segments.append(np.zeros((0, 2), np.float32))
+        elif len(values) >= 7 and len(values) % 2 == 1:
+            polygon = values[1:].reshape(-1, 2)
+            lo, hi = polygon.min(0), polygon.max(0)
+            rows.append(np.array([values[0], *(lo + hi) / 2, *(hi - lo)]))
+            segments.append(polygon.astype(np.float32))
+        else:
+            problems.append(Problem(file, str(number), ERROR,
+                                    f"{len(values)} values; expected 5 (cls cx cy w h) or an odd number >= 7 (polygon)"))
+            continue
+        lines.append(str(number))
+    array = np.array(rows, np.float64).reshape(-1, 5)
+    return validate_rows(array, segments, lines, nc, file, problems)
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def validate_rows(rows: np.ndarray, segments: list, lines: list, nc: int, file: str,
+                  problems: Optional[list] = None) -> Labels:
+    """Check class ids, finiteness, range and area of rows (n, 5); clip small overshoots, drop duplicates."""
+    problems = list(problems or [])
+    keep = np.ones(len(rows), bool)
+    finite = np.isfinite(rows).all(1)
+    cls = rows[:, 0]
+    bad_class = finite & ((cls < 0) | (cls >= nc) | (cls != np.round(cls)))
+    xyxy = np.concatenate((rows[:, 1:3] - rows[:, 3:5] / 2, rows[:, 1:3] + rows[:, 3:5] / 2), 1)
+    outside = finite & ~bad_class & ((xyxy < -COORD_TOLERANCE) | (xyxy > 1 + COORD_TOLERANCE)).any(1)
+    for i in np.flatnonzero(~finite):
+        problems.append(Problem(file, lines[i], ERROR, "NaN or infinite value"))
+    for i in np.flatnonzero(bad_class):
+        problems.append(Problem(file, lines[i], ERROR, f"class id {cls[i]:g} is not an integer in 0..{nc - 1}"))
+    for i in np.flatnonzero(outside):
+        problems.append(Problem(file, lines[i], ERROR, f"box {np.round(xyxy[i], 4).tolist()} outside [0, 1] "
+                                                       f"beyond tolerance {COORD_TOLERANCE}"))
+    keep &= finite & ~bad_class & ~outside
+    clipped = np.clip(xyxy, 0, 1)
+    overshoot = keep & (np.abs(clipped - xyxy) > 0).any(1)
+    for i in np.flatnonzero(overshoot):
+        problems.append(Problem(file, lines[i], FIXED, "coordinates slightly outside [0, 1]; clipped"))
+    xyxy = np.where(keep[:, None], clipped, 0)
+    wh = xyxy[:, 2:] - xyxy[:, :2]
+    zero = keep & (wh <= 0).any(1)
+    for i in np.flatnonzero(zero):
+        problems.append(Problem(file, lines[i], FIXED, "zero-area box; row dropped"))
+    keep &= ~zero
+    cleaned = np.concatenate((cls[:, None], (xyxy[:, :2] + xyxy[:, 2:]) / 2, wh), 1)
+    _, first = np.unique(np.where(keep[:, None], cleaned, np.nan).round(6), axis=0, return_index=True)
+    duplicate = keep.copy()
+    duplicate[first] = False
+    for i in np.flatnonzero(duplicate):
+        problems.append(Problem(file, lines[i], FIXED, "duplicate row; dropped"))
+    keep &= ~duplicate
+    if any(p.level == ERROR for p in problems):
+        keep[:] = False
+    index = np.flatnonzero(keep)
+    segments = [np.clip(segments[i], 0, 1) for i in index]
+    return Labels(cleaned[index].astype(np.float32), segments, problems)
+
+
+def read_coco(json_file: Union[str, Path], nc: Optional[int] = None) -> dict[str, Labels]:
+    """Labels of every image in a COCO json, keyed by image file name (category ids sorted -> 0..nc-1).
+
+    Crowd annotations are skipped (as in the official COCO conversion); the longest polygon is kept per object.
+    """
+    data = read_json(Path(json_file))
+    category_ids = sorted(c["id"] for c in data["categories"])
+    to_class = {cid: i for i, cid in enumerate(category_ids)}
+    nc = len(category_ids) if nc is None else nc
+    per_image: dict[int, list] = {image["id"]: [] for image in data["images"]}
+    for annotation in data.get("annotations", []):
+        if not annotation.get("iscrowd", 0):
+            per_image.setdefault(annotation["image_id"], []).append(annotation)
+    out = {}
+    for image in data["images"]:
+        w, h = float(image["width"]), float(image["height"])
+        annotations = per_image[image["id"]]
+        rows, segments, lines = [], [], []
+        for a in annotations:
+            x, y, bw, bh = (float(v) for v in a["bbox"])
+            rows.append([to_class.get(a["category_id"], -1), (x + bw / 2) / w, (y + bh / 2) / h, bw / w, bh / h])
+            polygons = a.get("segmentation") if isinstance(a.get("segmentation"), list) else []
+            polygon = max(polygons, key=len) if polygons else []
+            segments.append((np.array(polygon, np.float32).reshape(-1, 2) / (w, h)).astype(np.float32))
+            lines.append(f"annotation {a.get('id', '?')}")
+        array = np.array(rows, np.float64).reshape(-1, 5)
+        out[image["file_name"]] = validate_rows(array, segments, lines, nc, str(json_file))
+    return out
+
+
+def format_yolo_rows(labels: Labels) -> str:
+    """YOLO txt text of rows (polygons written where present)."""
+    lines = []
+    for row, segment in zip(labels.rows, labels.segments):
+        values = segment.reshape(-1) if len(segment) >= 3 else row[1:]
+        lines.append(" ".join([str(int(row[0]))] + [f"{v:.6f}" for v in values]))
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def coco_to_yolo(json_file: Union[str, Path], out_dir: Union[str, Path], image_folder: Optional[Path] = None) -> Path:
+    """Convert a COCO json to a YOLO dataset: `images/<split>` (hard links or copies), `labels/<split>/*.txt`
+    and `data.yaml`. Returns the data.yaml path."""
+    json_file, out_dir = Path(json_file), Path(out_dir)
+    split = json_file.stem.replace("instances_", "")
+    image_folder = image_folder or coco_image_folder(json_file, json_file.parent.parent)
+    data = read_json(json_file)
+    names = [c["name"] for c in sorted(data["categories"], key=lambda c: c["id"])]
+    images_out, labels_out = out_dir / "images" / split, out_dir / "labels" / split
+    images_out.mkdir(parents=True, exist_ok=True)
+    labels_out.mkdir(parents=True, exist_ok=True)
+    for file_name, labels in read_coco(json_file).items():
+        source, target = image_folder / file_name, images_out / file_name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_file() and not target.exists():
+            try:
+                os.link(source, target)
+            except OSError:
+                shutil.copy2(source, target)
+        label_file = (labels_out / file_name).with_suffix(".txt")
+        label_file.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(label_file, format_yolo_rows(labels).encode())
+    yaml_lines = [f"path: {out_dir.resolve()}", f"train: images/{split}", f"val: images/{split}", "names:"]
+    yaml_lines += [f"  {i}: {name!r}" for i, name in enumerate(names)]
+    yaml_file = out_dir / "data.yaml"
+    atomic_write_bytes(yaml_file, ("\n".join(yaml_lines) + "\n").encode())
+    return yaml_file

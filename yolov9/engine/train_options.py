@@ -1,0 +1,68 @@
+"""Every training option with its default (the official recipe); the CLI and the Python API share this list."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Optional, Union
+
+from yolov9.cfg import load_hyp
+from yolov9.errors import ConfigError
+
+
+@dataclass
+class TrainOptions:
+    """Options of `train()`; hyperparameter names (lr0, mosaic, ...) are accepted too and go to `hyp_overrides`."""
+
+    data: Optional[str] = None
+    epochs: int = 100
+    imgsz: int = 640
+    batch: int = 16
+    device: Optional[str] = None
+    workers: int = 2
+    hyp: Optional[Union[str, dict]] = None
+    hyp_overrides: dict = field(default_factory=dict)
+    optimizer: str = "SGD"            # SGD (Nesterov) | Adam | AdamW
+    lr_schedule: str = "linear"       # linear | cosine | flat-cosine | fixed
+    amp: bool = True                  # mixed precision on CUDA (never on CPU)
+    close_mosaic: int = 15            # turn mosaic off for the last N epochs
+    freeze: Union[int, list] = 0      # first N layers, or a list of layer indices
+    single_cls: bool = False
+    multi_scale: bool = False         # random image size in [0.5, 1.5] x imgsz per batch
+    seed: int = 0
+    deterministic: bool = True
+    patience: int = 100               # epochs without fitness improvement before stopping
+    save_period: int = -1             # also keep weights/epoch<N>.pt every N epochs
+    project: str = "runs/train"
+    name: str = "exp"
+    exist_ok: bool = False
+    resume: Union[bool, str] = False
+    weights: Optional[str] = None     # starting weights (ours or official) copied by name and shape
+    val: bool = True
+    plots: bool = True
+    sync_bn: bool = False
+    cache: Optional[str] = None       # None | "ram"
+    max_grad_norm: float = 10.0
+    ema_decay: float = 0.9999
+    ema_tau: float = 2000.0
+    max_bad_steps: int = 20           # consecutive non-finite losses / gradients before giving up
+    val_batch: Optional[int] = None   # default: 2 x batch
+    verbose: bool = True
+
+    @classmethod
+    def from_kwargs(cls, **options: Any) -> "TrainOptions":
+        """Options by name; hyperparameter names become overrides; unknown names are refused."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        hyp_keys = set(load_hyp())
+        values, overrides = {}, dict(options.pop("hyp_overrides", None) or {})
+        for key, value in options.items():
+            if key in known:
+                values[key] = value
+            elif key in hyp_keys:
+                overrides[key] = value
+            else:
+                raise ConfigError(f"unknown training option {key!r}; options: {', '.join(sorted(known))}; "
+                                  f"hyperparameters: {', '.join(sorted(hyp_keys))}")
+        return cls(**values, hyp_overrides=overrides)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)

@@ -1,0 +1,152 @@
+"""Non-maximum suppression for the (B, 4 + nc, A) output of the detect head, vectorised, without torchvision.
+
+Candidates (conf threshold, multi-label expansion, class filter) are selected in numpy and ranked best first
+(stable: ties keep box, then class order), at most `max_nms` of them. Greedy NMS ("drop a box when an earlier kept
+box of its class has IoU > iou_thres", torchvision's rule) decides each box from the boxes before it only, so the
+first `max_det` survivors of a prefix of the ranking are the first `max_det` survivors of all of it: NMS runs on a
+prefix that grows (at least 2x) until it yields `max_det` boxes; usually the first one (1,024 candidates) does.
+On a prefix, the same-class pairs that overlap enough are listed by a sweep over x (sorted by class, then x1) and
+the greedy rule is solved as the fixed point of that rule over those pairs, with no loop over boxes.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+from yolov9.ops.boxes import xywh2xyxy
+
+PAIRS_PER_CHUNK = 4_000_000  # candidate pairs examined at once (bounds memory for huge single-class inputs)
+FIRST_PREFIX = 1024  # candidates ranked and suppressed first (at least 2 x max_det)
+PREFIX_MARGIN = 1.25  # while a prefix yields too few boxes, grow it to where its survival rate gives 1.25 x max_det
+
+
+def non_max_suppression(prediction: torch.Tensor, conf_thres: float = 0.25, iou_thres: float = 0.45,
+                        classes: Optional[Sequence[int]] = None, agnostic: bool = False, multi_label: bool = False,
+                        max_det: int = 300, max_nms: int = 30000) -> list[torch.Tensor]:
+    """(B, 4 + nc, A) xywh + scores -> per image (n, 6) [x1, y1, x2, y2, conf, cls], best first.
+
+    multi_label keeps every (box, class) pair scoring above conf_thres; otherwise a box keeps its best class.
+    At most `max_nms` candidates (highest scores) enter NMS and at most `max_det` detections leave it.
+    """
+    if not 0 <= conf_thres <= 1 or not 0 <= iou_thres <= 1:
+        raise ValueError(f"conf_thres ({conf_thres}) and iou_thres ({iou_thres}) must lie in [0, 1]")
+    wanted = None if classes is None else np.asarray(classes)
+    return [image_nms(p, conf_thres, iou_thres, wanted, agnostic, multi_label, max_det, max_nms) for p in prediction]
+
+
+def image_nms(pred: torch.Tensor, conf_thres: float, iou_thres: float, classes: Optional[np.ndarray],
+              agnostic: bool, multi_label: bool, max_det: int, max_nms: int) -> torch.Tensor:
+    """NMS of one image's (4 + nc, A) predictions -> (n, 6) on pred's device and dtype."""
+    values = pred.detach().float().cpu().numpy()
+    scores, xywh = values[4:], values[:4].astype(np.float64)  # float64 boxes, like the reference NMS
+    box_index, cls, conf = candidates(scores, conf_thres, classes, multi_label)
+    limit = min(len(conf), max_nms)
+    prefix = min(limit, max(FIRST_PREFIX, 2 * max_det))
+    while True:
+        order = best_first(conf, prefix)
+        boxes, labels = box_index[order], (cls[order] if cls is not None else scores[:, box_index[order]].argmax(0))
+        xyxy = np.concatenate((xywh[:2, boxes] - xywh[2:, boxes] / 2, xywh[:2, boxes] + xywh[2:, boxes] / 2)).T
+        keep = greedy_nms(xyxy, np.zeros_like(labels) if agnostic else labels, iou_thres)
+        if len(keep) >= max_det or prefix == limit:
+            break
+        prefix = min(limit, max(2 * prefix, int(PREFIX_MARGIN * prefix * max_det / max(len(keep), 1))))
+    keep = keep[:max_det]
+    boxes = torch.from_numpy(boxes[keep]).to(pred.device)
+    labels = torch.from_numpy(labels[keep]).to(pred.device)
+    return torch.cat((xywh2xyxy(pred[:4, boxes].T), pred[4 + labels, boxes, None], labels[:, None].to(pred.dtype)), 1)
+
+
+def candidates(scores: np.ndarray, conf_thres: float, classes: Optional[np.ndarray], multi_label: bool
+               ) -> tuple[np.ndarray, Optional[np.ndarray], np.ndarray]:
+    """(nc, A) scores -> box index, class, conf of the pairs above conf_thres, ordered by box, then class.
+
+    The class is None when it is each box's best class (computed later, only for the boxes that NMS looks at).
+    """
+    num_boxes = scores.shape[1]
+    if multi_label:
+        flat = np.flatnonzero(scores > conf_thres)  # class-major
+        cls, box_index = np.divmod(flat, num_boxes)
+        by_box = np.argsort(box_index.astype(np.uint16) if num_boxes <= 1 << 16 else box_index, kind="stable")
+        box_index, cls, conf = box_index[by_box], cls[by_box], scores.ravel()[flat[by_box]]
+    else:
+        best = scores.max(0)
+        box_index = np.flatnonzero(best > conf_thres)
+        cls, conf = None, best[box_index]
+        if classes is not None:
+            cls = scores[:, box_index].argmax(0)
+    if classes is not None:
+        wanted = np.isin(cls, classes)
+        box_index, cls, conf = box_index[wanted], cls[wanted], conf[wanted]
+    return box_index, cls, conf
+
+
+def best_first(conf: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k highest values of conf, best first; ties keep their input order (a stable ranking)."""
+    if k >= len(conf):
+        return np.argsort(-conf, kind="stable")
+    kth_best = np.partition(conf, len(conf) - k)[len(conf) - k]
+    contenders = np.flatnonzero(conf >= kth_best)  # every value tied with the k-th competes, in input order
+    return contenders[np.argsort(-conf[contenders], kind="stable")[:k]]
+
+
+def greedy_nms(xyxy: np.ndarray, groups: np.ndarray, iou_thres: float) -> np.ndarray:
+    """Indices of the boxes kept by greedy NMS inside each group, in input order.
+
+    xyxy: (N, 4) float64 sorted best first; groups: (N,) integer ids (classes). A box is dropped when an earlier
+    kept box of its group has IoU > iou_thres with it.
+    """
+    earlier, later = overlapping_pairs(xyxy, groups, iou_thres)
+    keep = np.ones(len(xyxy), dtype=bool)
+    while True:  # fixed point of "no earlier kept box suppresses me"; box k is settled once all before it are
+        suppressed = np.zeros_like(keep)
+        suppressed[later[keep[earlier]]] = True
+        if np.array_equal(~suppressed, keep):
+            return np.nonzero(keep)[0]
+        keep = ~suppressed
+
+
+def overlapping_pairs(xyxy: np.ndarray, groups: np.ndarray, iou_thres: float) -> tuple[np.ndarray, np.ndarray]:
+    """All same-group pairs (earlier, later) with IoU > iou_thres, found by a sweep over x.
+
+    IoU > t needs an x-overlap > t * width of either box, so box k (x1_k >= x1_i) can only pair with box i if
+    x1_k < x1_i + (1 - t) * w_i: sorting by (group, x1) turns that into a contiguous window per box.
+    """
+    n = len(xyxy)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    width = np.maximum(xyxy[:, 2] - xyxy[:, 0], 0)
+    span = 4 * (np.abs(xyxy).max() + 1)  # keys of different groups never interleave
+    key = groups * span + xyxy[:, 0]
+    order = np.argsort(key, kind="stable")
+    reach = key + (1 - iou_thres) * width + 1e-6 * (np.abs(xyxy[:, 0]) + width + 1)  # relaxed: IoU decides
+    end = np.searchsorted(key[order], reach[order], side="right")
+    counts = np.maximum(end - np.arange(n) - 1, 0)
+    earlier, later = [], []
+    for rows in _row_chunks(counts, PAIRS_PER_CHUNK):
+        first = np.repeat(rows, counts[rows])
+        offsets = np.arange(len(first)) - np.repeat(np.cumsum(counts[rows]) - counts[rows], counts[rows])
+        i, j = order[first], order[first + 1 + offsets]
+        over = _aligned_iou(xyxy[i], xyxy[j]) > iou_thres
+        earlier.append(np.minimum(i[over], j[over]))
+        later.append(np.maximum(i[over], j[over]))
+    return np.concatenate(earlier), np.concatenate(later)
+
+
+def _row_chunks(counts: np.ndarray, budget: int) -> list[np.ndarray]:
+    """Split row indices into consecutive chunks whose pair counts sum to about `budget` (bounds memory)."""
+    chunk_of_row = np.cumsum(counts) // budget
+    bounds = np.flatnonzero(np.diff(chunk_of_row)) + 1
+    return np.split(np.arange(len(counts)), bounds)
+
+
+def _aligned_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of aligned (n, 4) xyxy float64 boxes (no epsilon: 0/0 gives nan, which suppresses nothing)."""
+    iw = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
+    ih = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
+    inter = iw * ih
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return inter / (area_a + area_b - inter)
