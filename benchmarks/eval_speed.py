@@ -1,7 +1,10 @@
-"""COCO mAP speed: our vectorised coco_map vs pycocotools' evaluate() + accumulate(), same data, same run.
+"""Eval speed, ours vs a reference measured in the same run (interleaved, best of `--repeats`).
 
-Default: 5,000 images x 100 detections, 80 classes (goal: >= 10x faster). `--quick`: 500 images.
-Usage: .venv/bin/python benchmarks/eval_speed.py [--quick]
+1. NMS of one image's (4 + 80, 30,000) prediction (conf 0.001, max_det 300; uniform and clustered boxes, IoU 0.7
+   and 0.45) vs OpenCV's cv2.dnn.NMSBoxesBatched on the same candidates (goal: < 20 ms per image).
+2. COCO mAP: our coco_map vs pycocotools' evaluate() + accumulate(), 5,000 images x 100 detections, 80 classes
+   (goal: >= 10x faster). `--quick`: 500 images.
+Usage: OMP_NUM_THREADS=2 .venv/bin/python benchmarks/eval_speed.py [--quick]
 """
 from __future__ import annotations
 
@@ -10,11 +13,13 @@ import contextlib
 import io
 import time
 
+import cv2
 import numpy as np
+import torch
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from yolov9.eval import coco_map
+from yolov9.eval import coco_map, non_max_suppression
 
 
 def make_case(images: int, dets_per_image: int, classes: int, seed: int = 0) -> tuple[dict, list]:
@@ -65,11 +70,56 @@ def time_ours(gt: dict, detections: list) -> tuple[float, float]:
     return time.perf_counter() - start, result["AP"]
 
 
+def nms_case(clustered: bool, boxes: int = 30_000, classes: int = 80, seed: int = 0) -> torch.Tensor:
+    """(1, 4 + classes, boxes) prediction, one random class score per box; clustered: around 60 objects."""
+    rng = np.random.default_rng(seed)
+    pred = np.zeros((4 + classes, boxes), np.float32)
+    if clustered:
+        objects = rng.integers(0, 60, boxes)
+        pred[:2] = (rng.uniform(0, 640, (60, 2))[objects] + rng.normal(0, 8, (boxes, 2))).T
+        pred[2:4] = (rng.uniform(20, 200, (60, 2))[objects] * rng.uniform(0.8, 1.2, (boxes, 2))).T
+    else:
+        pred[:2] = rng.uniform(0, 640, (2, boxes))
+        pred[2:4] = rng.uniform(10, 200, (2, boxes))
+    pred[4 + rng.integers(0, classes, boxes), np.arange(boxes)] = rng.uniform(0.01, 1, boxes)
+    return torch.from_numpy(pred)[None]
+
+
+def time_opencv_nms(pred: torch.Tensor, conf: float, iou: float, max_det: int) -> float:
+    start = time.perf_counter()
+    values = pred[0].numpy()
+    scores = values[4:].max(0)
+    chosen = np.flatnonzero(scores > conf)
+    xywh = values[:4, chosen].T.astype(np.float64)
+    xywh[:, :2] -= xywh[:, 2:] / 2
+    cv2.dnn.NMSBoxesBatched(xywh, scores[chosen], values[4:, chosen].argmax(0), conf, iou, top_k=max_det)
+    return time.perf_counter() - start
+
+
+def time_our_nms(pred: torch.Tensor, conf: float, iou: float, max_det: int) -> float:
+    start = time.perf_counter()
+    non_max_suppression(pred, conf, iou, max_det=max_det)
+    return time.perf_counter() - start
+
+
+def nms_report(repeats: int) -> None:
+    for clustered in (False, True):
+        pred = nms_case(clustered)
+        for iou in (0.7, 0.45):
+            times = np.array([(time_our_nms(pred, 0.001, iou, 300), time_opencv_nms(pred, 0.001, iou, 300))
+                              for _ in range(repeats)])  # interleaved
+            ours, theirs = times.min(0)
+            print(f"NMS 30,000 candidates, {'clustered' if clustered else 'uniform'} boxes, IoU {iou}: "
+                  f"ours {ours * 1000:.1f} ms   OpenCV NMSBoxesBatched {theirs * 1000:.1f} ms   "
+                  f"ratio {theirs / ours:.1f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="500 images instead of 5,000")
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
+    nms_report(max(args.repeats, 5))
     images = 500 if args.quick else 5000
     gt, detections = make_case(images, 100, 80)
     print(f"{images} images x 100 detections, 80 classes, {len(gt['annotations'])} GT boxes")

@@ -12,7 +12,8 @@ import torch
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from yolov9 import build_model
+from yolov9 import YOLOv9, build_model
+from yolov9.errors import ConfigError
 from yolov9.data.transforms import letterbox
 from yolov9.eval.metrics import coco_ap, match_predictions
 from yolov9.eval.validator import to_original_pixels, validate
@@ -116,3 +117,22 @@ def test_cli_val_on_checkpoint(tmp_path, capsys):
     assert status == 0 and (tmp_path / "run" / "predictions.json").exists()
     assert "mAP50-95" in capsys.readouterr().out
     assert main(["val", "gelan-t", "--data", data, "--imgsz", "64", "--workers", "0"]) == 2  # 80 vs 2 classes
+
+
+def test_validate_onnx_export_equals_pytorch(tmp_path):
+    from yolov9.export.exporter import export
+
+    data, _ = write_dataset(tmp_path)
+    model = build_model("gelan-t", nc=2, names=["a", "b"]).eval()
+    options = dict(imgsz=128, batch=2, workers=0, plots=False, verbose=False)
+    from_torch = validate(model, data, **options)
+    dynamic = export(model, imgsz=128, dynamic=True, file=tmp_path / "dynamic.onnx", verbose=False)
+    from_onnx = validate(str(dynamic), data, **options)  # same rect batches as PyTorch
+    assert from_onnx["images"] == from_torch["images"] == 4
+    assert from_onnx["mAP50-95"] == pytest.approx(from_torch["mAP50-95"], abs=1e-4)
+    fixed = export(model, imgsz=128, file=tmp_path / "fixed.onnx", verbose=False)
+    square = YOLOv9(str(fixed)).val(data, **options)  # square letterbox to the exported 128x128
+    assert square["images"] == 4 and 0 <= square["mAP50-95"] <= 1
+    nms_path = export(model, imgsz=128, nms=True, file=tmp_path / "nms.onnx", verbose=False)
+    with pytest.raises(ConfigError, match="in-graph NMS"):
+        validate(str(nms_path), data, **options)

@@ -83,9 +83,10 @@ def build_train_loader(data_cfg: DataConfig, imgsz: int, batch: int, hyp: Option
 
 def build_val_loader(data_cfg: DataConfig, split: str = "val", imgsz: int = 640, batch: int = 32,
                      workers: int = 2, stride: int = 32, pad: float = 0.5, single_cls: bool = False,
-                     strict: bool = False, cache: Optional[str] = None) -> DataLoader:
-    """Rectangular batches in aspect-ratio order; each batch carries `ratio_pad` to map boxes to original pixels."""
+                     strict: bool = False, cache: Optional[str] = None, rect: bool = True) -> DataLoader:
+    """Rectangular batches in aspect-ratio order (or, with rect=False, every image letterboxed to imgsz x imgsz,
+    as fixed-shape exported models need); each batch carries `ratio_pad` to map boxes to original pixels."""
     cfg = resolve_config(data_cfg)
     dataset = DetectionDataset(scan(cfg, split, strict), imgsz, load_hyp(), augment=False, single_cls=single_cls,
-                               rect_batch=batch, stride=stride, pad=pad, cache=cache)
+                               rect_batch=batch if rect else None, stride=stride, pad=pad, cache=cache)
     return _loader(dataset, batch, workers, None)

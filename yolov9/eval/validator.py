@@ -9,17 +9,20 @@ import copy
 import json
 import time
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 import numpy as np
 import torch
 
-from yolov9.eval.coco import box_ap
 from yolov9.errors import ConfigError
+from yolov9.eval.coco import box_ap
 from yolov9.eval.metrics import ap_per_class, confusion_matrix, match_predictions
 from yolov9.models import DetectionModel
 from yolov9.ops.boxes import xywh2xyxy
 from yolov9.ops.nms import non_max_suppression
+
+if TYPE_CHECKING:
+    from yolov9.export.runtime import OnnxBackend
 
 
 def to_original_pixels(boxes: torch.Tensor, ratio_pad, orig_shape) -> torch.Tensor:
@@ -51,12 +54,17 @@ class Validator:
         self.device, self.single_cls = torch.device(device), single_cls
 
     @torch.no_grad()
-    def __call__(self, model: DetectionModel) -> dict[str, Any]:
-        model.eval()
-        dtype = torch.float16 if self.half else next(model.parameters()).dtype
+    def __call__(self, model: Union[DetectionModel, "OnnxBackend"]) -> dict[str, Any]:
+        """Evaluate a DetectionModel, or an exported model's runtime backend (plain output, main branch only)."""
+        if isinstance(model, DetectionModel):
+            model.eval()
+            dtype = torch.float16 if self.half else next(model.parameters()).dtype
+        else:
+            self._check_backend(model)
+            dtype = torch.float32
         stats, json_rows = [], []
         matrix = np.zeros((self.nc + 1, self.nc + 1), dtype=np.int64)
-        loss = torch.zeros(model.branches, 3)
+        loss = torch.zeros(getattr(model, "branches", 1), 3)
         seconds = np.zeros(3)
         images_seen, image_ids = 0, []
         for batch in self.loader:
@@ -102,12 +110,23 @@ class Validator:
     def _forward(self, model: DetectionModel, images: torch.Tensor, targets: torch.Tensor,
                  loss: torch.Tensor) -> torch.Tensor:
         """Decoded (B, 4 + nc, A) of the evaluated branch; adds per-branch (box, cls, dfl) to `loss`."""
+        if not isinstance(model, DetectionModel):
+            return model(images)
         branch = model.head.main_branch if self.branch is None else self.branch
         if self.criterion is None:
             return model(images, all_branches=True)[branch] if self.branch is not None else model(images)
         maps = model.raw_maps(images)
         loss += self.criterion.branch_items([[m.float() for m in b] for b in maps], targets).cpu()
         return model.head.decode(maps[branch], branch)
+
+    def _check_backend(self, backend) -> None:
+        where = getattr(backend, "path", "exported model")
+        if self.criterion is not None or self.branch is not None:
+            raise ConfigError(f"{where}: an exported model has only its main branch and no raw maps; "
+                              "validation loss and branch= need the .pt model")
+        if backend.has_nms:
+            raise ConfigError(f"{where}: exported with in-graph NMS (its own thresholds); validate the plain "
+                              "export (without --nms) or the .pt model")
 
     def _json_rows(self, det: torch.Tensor, path: str) -> list[dict]:
         """COCO results rows for one image (boxes already in original pixels)."""
@@ -178,23 +197,36 @@ def validate(model: Union[DetectionModel, str, Path], data: Union[str, Path, dic
              branch: Optional[int] = None, save_json: bool = False, plots: bool = True,
              save_dir: Optional[Union[str, Path]] = None, device: str = "cpu", workers: int = 2, split: str = "val",
              verbose: bool = True, single_cls: bool = False, criterion: Any = None) -> dict[str, Any]:
-    """Validate a model (or checkpoint path) on a dataset YAML split; prints the table and returns the metrics."""
+    """Validate a model, checkpoint path or exported .onnx file on a dataset YAML split; prints the table and
+    returns the metrics."""
     from yolov9.data import build_val_loader, load_data_config
 
-    if not isinstance(model, DetectionModel):
-        from yolov9.io.checkpoint import load
+    from yolov9.export.runtime import OnnxBackend
 
-        model = load(model)
-    model = copy.deepcopy(model).to(device)
-    if half:
-        model = model.half()
+    if isinstance(model, OnnxBackend) or str(model).endswith(".onnx"):
+        model = model if isinstance(model, OnnxBackend) else OnnxBackend(model, device)
+        nc, stride = len(model.names), max(model.stride, 32)
+        if model.fixed_shape is not None:  # square letterbox to the exported size instead of rect batches
+            if model.fixed_shape[0] != model.fixed_shape[1]:
+                raise ConfigError(f"{model.path}: validation needs a square or --dynamic export, "
+                                  f"not {model.fixed_shape[0]}x{model.fixed_shape[1]}")
+            imgsz = model.fixed_shape[0]
+    else:
+        if not isinstance(model, DetectionModel):
+            from yolov9.io.checkpoint import load
+
+            model = load(model)
+        model = copy.deepcopy(model).to(device)
+        if half:
+            model = model.half()
+        nc, stride = model.nc, max(int(model.stride.max()), 32)
     data_cfg = load_data_config(data)
-    if model.nc != data_cfg["nc"] and not single_cls:
+    if nc != data_cfg["nc"] and not single_cls:
         raise ConfigError(f"{data_cfg['yaml_file'] or 'data config'}: {data_cfg['nc']} classes, but the model "
-                          f"predicts {model.nc}; use a model trained on this dataset (or single_cls=True)")
-    stride = max(int(model.stride.max()), 32)
+                          f"predicts {nc}; use a model trained on this dataset (or single_cls=True)")
+    rect = getattr(model, "fixed_shape", None) is None
     loader = build_val_loader(data_cfg, split=split, imgsz=imgsz, batch=batch, workers=workers, stride=stride,
-                              single_cls=single_cls)
+                              single_cls=single_cls, rect=rect)
     names = ["item"] if single_cls else data_cfg["names"]
     validator = Validator(loader, names, conf=conf, iou=iou, max_det=max_det, half=half, branch=branch,
                           criterion=criterion, save_json=save_json, plots=plots, save_dir=save_dir, device=device,

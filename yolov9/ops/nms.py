@@ -123,14 +123,20 @@ def overlapping_pairs(xyxy: np.ndarray, groups: np.ndarray, iou_thres: float) ->
     reach = key + (1 - iou_thres) * width + 1e-6 * (np.abs(xyxy[:, 0]) + width + 1)  # relaxed: IoU decides
     end = np.searchsorted(key[order], reach[order], side="right")
     counts = np.maximum(end - np.arange(n) - 1, 0)
+    x1, y1, x2, y2 = xyxy[order].T.copy()  # columns in sweep order: gathers stay contiguous
+    area = (x2 - x1) * (y2 - y1)
     earlier, later = [], []
     for rows in _row_chunks(counts, PAIRS_PER_CHUNK):
         first = np.repeat(rows, counts[rows])
-        offsets = np.arange(len(first)) - np.repeat(np.cumsum(counts[rows]) - counts[rows], counts[rows])
-        i, j = order[first], order[first + 1 + offsets]
-        over = _aligned_iou(xyxy[i], xyxy[j]) > iou_thres
-        earlier.append(np.minimum(i[over], j[over]))
-        later.append(np.maximum(i[over], j[over]))
+        second = first + 1 + np.arange(len(first)) - np.repeat(np.cumsum(counts[rows]) - counts[rows], counts[rows])
+        iw = np.minimum(x2[first], x2[second]) - np.maximum(x1[first], x1[second])
+        ih = np.minimum(y2[first], y2[second]) - np.maximum(y1[first], y1[second])
+        inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
+        with np.errstate(divide="ignore", invalid="ignore"):  # 0/0 (zero-area boxes) gives nan: suppresses nothing
+            over = inter / (area[first] + area[second] - inter) > iou_thres
+        i, j = order[first[over]], order[second[over]]
+        earlier.append(np.minimum(i, j))
+        later.append(np.maximum(i, j))
     return np.concatenate(earlier), np.concatenate(later)
 
 
@@ -139,14 +145,3 @@ def _row_chunks(counts: np.ndarray, budget: int) -> list[np.ndarray]:
     chunk_of_row = np.cumsum(counts) // budget
     bounds = np.flatnonzero(np.diff(chunk_of_row)) + 1
     return np.split(np.arange(len(counts)), bounds)
-
-
-def _aligned_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of aligned (n, 4) xyxy float64 boxes (no epsilon: 0/0 gives nan, which suppresses nothing)."""
-    iw = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
-    ih = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
-    inter = iw * ih
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return inter / (area_a + area_b - inter)
