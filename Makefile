@@ -27,7 +27,7 @@ bench-venv: $(BENCH_VENV)/.installed
 $(BENCH_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(BENCH_VENV)/bin/python -m pip install -q ultralytics ultralytics-thop onnx onnxruntime onnxslim pycocotools tqdm
+	$(BENCH_VENV)/bin/python -m pip install -q ultralytics ultralytics-thop onnx onnxruntime onnxslim pycocotools mlxtend scikit-image tqdm
 	$(BENCH_VENV)/bin/python -m pip install -q --no-deps -e .
 	touch $@
 

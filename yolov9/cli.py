@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 from yolov9 import __version__
 from yolov9.errors import YOLOv9Error
 
-COMMANDS = ("info", "dataset", "data", "checkpoint", "detect", "export", "train", "val")
+COMMANDS = ("info", "dataset", "data", "checkpoint", "detect", "export", "train", "val", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

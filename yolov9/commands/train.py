@@ -27,6 +27,8 @@ def register(subparsers) -> None:
     for name in ("epochs", "imgsz", "batch", "workers", "close_mosaic", "seed", "patience", "save_period",
                  "max_bad_steps"):
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(DEFAULTS, name))
+    p.add_argument("--time", type=float, default=None,
+                   help="training budget in minutes: --epochs becomes an upper bound and the LR schedule fits it")
     p.add_argument("--device", default=None, help="cpu, 0, cuda:1 (default: GPU if present)")
     p.add_argument("--hyp", default=None, help="hyperparameter YAML (default: bundled scratch-high)")
     p.add_argument("--set", dest="hyp_overrides", action="append", type=_hyp_value, default=[],

@@ -15,6 +15,7 @@ class TrainOptions:
 
     data: Optional[str] = None
     epochs: int = 100
+    time: Optional[float] = None      # budget in minutes: epochs become an upper bound, the LR schedule fits it
     imgsz: int = 640
     batch: int = 16
     device: Optional[str] = None

@@ -107,6 +107,8 @@ class Trainer:
 
     def _setup(self) -> None:
         opt, hyp, ctx = self.opt, self.hyp, self.context
+        if opt.time and ctx.world_size > 1:
+            raise ConfigError("time= (a training budget) is for single-process runs; use epochs= under torchrun")
         if opt.batch % ctx.world_size:
             raise ConfigError(f"batch {opt.batch} is not a multiple of the {ctx.world_size} processes")
         self.batch = opt.batch // ctx.world_size
@@ -186,13 +188,19 @@ class Trainer:
             restore_rng_state(self.rng_to_restore)
         metrics: dict = {}
         stop = False
+        run_started = time.time()
         for epoch in range(self.start_epoch, opt.epochs):
+            if epoch >= opt.epochs:  # shortened by the time budget
+                break
             started = time.time()
             train_items = self.train_epoch(epoch)
             self.epoch_lrs = [g["lr"] for g in self.optimizer.param_groups]
-            self.scheduler.step()
             if self.main:
                 metrics = self.validate() if self.validator else {}
+            if opt.time:
+                self.fit_time_budget(epoch, time.time() - run_started)
+            self.scheduler.step()
+            if self.main:
                 stop = self.end_epoch(epoch, train_items, metrics, time.time() - started)
             stop = dist_utils.broadcast_flag(stop, self.context)
             if stop:
@@ -200,6 +208,16 @@ class Trainer:
         result = self.finish(metrics) if self.main else {"model": None, "save_dir": self.save_dir}
         dist_utils.shutdown(self.context)
         return result
+
+    def fit_time_budget(self, epoch: int, elapsed: float) -> None:
+        """Shorten the run to the epochs that fit in `time` minutes (validation included), keeping the full LR
+        schedule and close-mosaic relative to the new end. Epoch time (training + validation) is measured so far."""
+        per_epoch = elapsed / (epoch + 1 - self.start_epoch)
+        fitting = epoch + 1 + int((self.opt.time * 60 - elapsed) // per_epoch)
+        if fitting < self.opt.epochs:
+            self.opt.epochs = max(fitting, epoch + 1)
+            self.lf = lr_factor(self.opt.lr_schedule, self.opt.epochs, self.hyp["lrf"])
+            self.scheduler.lr_lambdas = [self.lf] * len(self.optimizer.param_groups)
 
     def train_epoch(self, epoch: int) -> torch.Tensor:
         """One pass over the training set; returns the mean (box, cls, dfl) loss items."""

@@ -121,7 +121,7 @@ def _evaluate(gts: dict, dts: dict, num_categories: int, max_dets: tuple = MAX_D
     gt_pair = gts["category"] * num_images + gts["image"]
     dt_pair = dts["category"] * num_images + dts["image"]
     order = np.lexsort((np.arange(len(dt_pair)), -dts["score"], dt_pair))  # pair, then best first (stable)
-    pairs, starts, counts = np.unique(dt_pair[order], return_index=True, return_counts=True)
+    _, starts, counts = np.unique(dt_pair[order], return_index=True, return_counts=True)
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order)) - np.repeat(starts, counts)
     top = rank < max_dets[-1]

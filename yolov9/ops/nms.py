@@ -15,8 +15,6 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from yolov9.ops.boxes import xywh2xyxy
-
 PAIRS_PER_CHUNK = 4_000_000  # candidate pairs examined at once (bounds memory for huge single-class inputs)
 FIRST_PREFIX = 1024  # candidates ranked and suppressed first (at least 2 x max_det)
 PREFIX_MARGIN = 1.25  # while a prefix yields too few boxes, grow it to where its survival rate gives 1.25 x max_det
@@ -46,16 +44,17 @@ def image_nms(pred: torch.Tensor, conf_thres: float, iou_thres: float, classes: 
     prefix = min(limit, max(FIRST_PREFIX, 2 * max_det))
     while True:
         order = best_first(conf, prefix)
-        boxes, labels = box_index[order], (cls[order] if cls is not None else scores[:, box_index[order]].argmax(0))
+        boxes = box_index[order]
+        labels = cls[order] if cls is not None else best_class(scores, boxes)
         xyxy = np.concatenate((xywh[:2, boxes] - xywh[2:, boxes] / 2, xywh[:2, boxes] + xywh[2:, boxes] / 2)).T
         keep = greedy_nms(xyxy, np.zeros_like(labels) if agnostic else labels, iou_thres)
         if len(keep) >= max_det or prefix == limit:
             break
         prefix = min(limit, max(2 * prefix, int(PREFIX_MARGIN * prefix * max_det / max(len(keep), 1))))
-    keep = keep[:max_det]
-    boxes = torch.from_numpy(boxes[keep]).to(pred.device)
-    labels = torch.from_numpy(labels[keep]).to(pred.device)
-    return torch.cat((xywh2xyxy(pred[:4, boxes].T), pred[4 + labels, boxes, None], labels[:, None].to(pred.dtype)), 1)
+    boxes, labels = boxes[keep[:max_det]], labels[keep[:max_det]]
+    xy, wh = values[:2, boxes], values[2:4, boxes]
+    kept = np.concatenate((xy - wh / 2, xy + wh / 2, scores[labels, boxes][None], labels[None].astype(np.float32)))
+    return torch.from_numpy(np.ascontiguousarray(kept.T)).to(device=pred.device, dtype=pred.dtype)
 
 
 def candidates(scores: np.ndarray, conf_thres: float, classes: Optional[np.ndarray], multi_label: bool
@@ -75,17 +74,24 @@ def candidates(scores: np.ndarray, conf_thres: float, classes: Optional[np.ndarr
         box_index = np.flatnonzero(best > conf_thres)
         cls, conf = None, best[box_index]
         if classes is not None:
-            cls = scores[:, box_index].argmax(0)
+            cls = best_class(scores, box_index)
     if classes is not None:
         wanted = np.isin(cls, classes)
         box_index, cls, conf = box_index[wanted], cls[wanted], conf[wanted]
     return box_index, cls, conf
 
 
+def best_class(scores: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """(nc, A) scores, (n,) box indices -> (n,) index of each box's best class (the first one on ties)."""
+    if 8 * len(boxes) < scores.shape[1]:
+        return scores[:, boxes].argmax(0)
+    return scores.argmax(0)[boxes]  # many boxes: one pass over the contiguous scores beats a gather
+
+
 def best_first(conf: np.ndarray, k: int) -> np.ndarray:
     """Indices of the k highest values of conf, best first; ties keep their input order (a stable ranking)."""
-    if k >= len(conf):
-        return np.argsort(-conf, kind="stable")
+    if k >= len(conf) or k <= 0:
+        return np.argsort(-conf, kind="stable")[:max(k, 0)]
     kth_best = np.partition(conf, len(conf) - k)[len(conf) - k]
     contenders = np.flatnonzero(conf >= kth_best)  # every value tied with the k-th competes, in input order
     return contenders[np.argsort(-conf[contenders], kind="stable")[:k]]
