@@ -90,11 +90,13 @@ def main() -> None:
     parser.add_argument("--data", type=Path)
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--images", type=int)
+    parser.add_argument("--repeats", type=int, default=None, help="runs per contender (default 3, quick 1)")
     args = parser.parse_args()
     if args.child:
         child(args.child, args.data, args.epochs, args.images)
         return
     images, epochs, repeats = (8, 2, 1) if args.quick else (64, 3, 3)
+    repeats = args.repeats or repeats
     with tempfile.TemporaryDirectory() as root:
         data = make_dataset(Path(root), images)
         results: dict[str, list[dict]] = {c: [] for c in CONTENDERS}

@@ -83,6 +83,14 @@ def test_repairable_label_rows_are_fixed_and_the_image_kept(tmp_path, text, line
         scan_split(files, nc=3, use_cache=False, strict=True)
 
 
+def test_six_decimal_round_off_at_the_border_is_clipped_silently(tmp_path):
+    files, bad = split_with(tmp_path, "edge.png", "0 0.974760 0.074519 0.050481 0.129808\n")  # x2 = 1.0000005
+    result = scan_split(files, nc=3, use_cache=False, strict=True)
+    labels, _ = result.image_labels(list(result.files).index(str(bad)))
+    assert not result.problems
+    assert labels[0, 1] + labels[0, 3] / 2 <= 1.0
+
+
 def truncated_jpeg(path: Path) -> None:
     write_image(path.with_suffix(".tmp.jpg"))
     data = path.with_suffix(".tmp.jpg").read_bytes()

@@ -16,6 +16,7 @@ from yolov9.data.config import coco_image_folder, read_json
 from yolov9.io.atomic import atomic_write_bytes
 
 COORD_TOLERANCE = 0.01  # normalised coordinates within [-tol, 1 + tol] are clipped, beyond are errors
+ROUND_OFF = 1e-5  # overshoot of labels written with ~6 decimals: clipped without a report
 ERROR, FIXED, NOTE = "error", "fixed", "note"  # error: image skipped; fixed: repaired, image kept; note: converted
 
 
@@ -93,7 +94,7 @@ def validate_rows(rows: np.ndarray, segments: list, lines: list, nc: int, file: 
                                                        f"beyond tolerance {COORD_TOLERANCE}"))
     keep &= finite & ~bad_class & ~outside
     clipped = np.clip(xyxy, 0, 1)
-    overshoot = keep & (np.abs(clipped - xyxy) > 0).any(1)
+    overshoot = keep & (np.abs(clipped - xyxy) > ROUND_OFF).any(1)
     for i in np.flatnonzero(overshoot):
         problems.append(Problem(file, lines[i], FIXED, "coordinates slightly outside [0, 1]; clipped"))
     xyxy = np.where(keep[:, None], clipped, 0)

@@ -189,6 +189,7 @@ class Trainer:
         metrics: dict = {}
         stop = False
         run_started = time.time()
+        self.max_epochs = opt.epochs
         for epoch in range(self.start_epoch, opt.epochs):
             if epoch >= opt.epochs:  # shortened by the time budget
                 break
@@ -210,12 +211,13 @@ class Trainer:
         return result
 
     def fit_time_budget(self, epoch: int, elapsed: float) -> None:
-        """Shorten the run to the epochs that fit in `time` minutes (validation included), keeping the full LR
+        """Fit the run to the epochs that fit in `time` minutes (never more than `epochs`), keeping the full LR
         schedule and close-mosaic relative to the new end. Epoch time (training + validation) is measured so far."""
         per_epoch = elapsed / (epoch + 1 - self.start_epoch)
         fitting = epoch + 1 + int((self.opt.time * 60 - elapsed) // per_epoch)
-        if fitting < self.opt.epochs:
-            self.opt.epochs = max(fitting, epoch + 1)
+        epochs = min(max(fitting, epoch + 1), self.max_epochs)
+        if epochs != self.opt.epochs:
+            self.opt.epochs = epochs
             self.lf = lr_factor(self.opt.lr_schedule, self.opt.epochs, self.hyp["lrf"])
             self.scheduler.lr_lambdas = [self.lf] * len(self.optimizer.param_groups)
 
