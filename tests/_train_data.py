@@ -22,7 +22,7 @@ def tiny_config(branches: int = 2) -> dict:
 
 def write_dataset(root: Path, n_images: int = 8, size: int = 96, seed: int = 0,
                   background: tuple[int, int] = (90, 140), train_copies: int = 1) -> Path:
-    """`n_images` images with 1-2 coloured squares each (classes balanced) on noise in `background` (grey levels), YOLO labels,
+    """`n_images` images with 1-2 squares each (random class and place) on noise in `background`, YOLO labels,
     data.yaml. val = those images; train = the same images, each `train_copies` times (more batches per epoch)."""
     rng = np.random.default_rng(seed)
     images, labels = root / "images", root / "labels"
@@ -31,8 +31,8 @@ def write_dataset(root: Path, n_images: int = 8, size: int = 96, seed: int = 0,
     for i in range(n_images):
         image = rng.integers(*background, (size, size, 3), dtype=np.uint8)
         lines = []
-        for j in range(1 + i % 2):
-            cls = (i + j) % 2  # both classes in every pair of images
+        for _ in range(1 + i % 2):
+            cls = int(rng.integers(0, 2))
             w, h = rng.integers(size // 4, size // 2, 2)
             x0, y0 = rng.integers(0, size - w), rng.integers(0, size - h)
             image[y0:y0 + h, x0:x0 + w] = COLORS[cls]

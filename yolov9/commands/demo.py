@@ -19,7 +19,7 @@ def register(subparsers) -> None:
     p.add_argument("--minutes", type=float, default=8.0, help="training budget in minutes (default: 8)")
     p.add_argument("--epochs", type=int, default=60, help="upper bound on epochs (the budget usually ends first)")
     p.add_argument("--imgsz", type=int, default=320)
-    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--batch", type=int, default=4, help="small batches: more optimizer and BatchNorm updates")
     p.add_argument("--hyp", default=str(HYP_DIR / "demo-cpu.yaml"), help="hyperparameters of the short CPU run")
     p.add_argument("--device", default="cpu")
     p.add_argument("--project", default="runs/demo")
@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.time()
     result = train(build_model(args.model), data=args.data, epochs=args.epochs, time=args.minutes,
                    imgsz=args.imgsz, batch=args.batch, hyp=args.hyp, device=args.device, project=args.project,
-                   name="train", close_mosaic=max(2, args.epochs // 10))
+                   name="train", close_mosaic=0)
     trained = time.time()
     save_dir = Path(result["save_dir"])
     best = save_dir / "weights" / "best.pt"
