@@ -6,9 +6,8 @@ Datasets: the bundled real "trees" photos and the generated multi-class "digits-
 Prints (and writes to benchmarks/results/pgi_evidence.md) the table of mAP50, mAP50-95 and wall time, and a
 learning-curve PNG per dataset; with --readme, replaces the table between the EVIDENCE markers in README.md.
 
-Ours uses the official recipe with the demo's short-run settings (cfg/hyp/demo-cpu.yaml: an optimizer step per
-batch); Ultralytics runs with its own defaults (optimizer=auto) and, with --same-optimizer, with SGD lr0 0.01
-and the same nominal batch as ours.
+Ours uses the official recipe with an optimizer step per batch (cfg/hyp/demo-cpu.yaml, nbs = batch); Ultralytics
+runs with its own defaults (optimizer=auto, nbs 64) or, with --same-optimizer, with SGD lr0 0.01 and nbs = batch.
 
     YOLO_OFFLINE=1 .venv-bench/bin/python benchmarks/pgi_evidence.py [--quick] [--readme]
 """
@@ -47,8 +46,8 @@ def train_ours(config: str, data: Path, args: argparse.Namespace, out: Path) -> 
     from yolov9.engine.trainer import train
 
     result = train(build_model(config), data=str(data), epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
-                   workers=2, device="cpu", seed=0, hyp=str(HYP_DIR / "demo-cpu.yaml"), project=str(out),
-                   name=config, plots=False, verbose=False, close_mosaic=max(1, args.epochs // 10))
+                   workers=2, device="cpu", seed=0, hyp=str(HYP_DIR / "demo-cpu.yaml"), nbs=args.batch,
+                   project=str(out), name=config, plots=False, verbose=False, close_mosaic=max(1, args.epochs // 10))
     curve = [row["metrics/mAP50-95"] for row in result["results"]]
     return {"mAP50": result["metrics"]["mAP50"], "mAP50-95": result["metrics"]["mAP50-95"], "curve": curve}
 

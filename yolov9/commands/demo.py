@@ -21,6 +21,7 @@ def register(subparsers) -> None:
     p.add_argument("--imgsz", type=int, default=320)
     p.add_argument("--batch", type=int, default=4, help="small batches: more optimizer and BatchNorm updates")
     p.add_argument("--hyp", default=str(HYP_DIR / "demo-cpu.yaml"), help="hyperparameters of the short CPU run")
+    p.add_argument("--conf", type=float, default=0.1, help="confidence threshold of the annotated predictions")
     p.add_argument("--device", default="cpu")
     p.add_argument("--project", default="runs/demo")
     p.set_defaults(func=run)
@@ -44,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     best = save_dir / "weights" / "best.pt"
     onnx_path = export(best, format="onnx", imgsz=args.imgsz, file=save_dir / "weights" / "best.onnx")
     val_images = _val_images(args.data)
-    predictions = predict(onnx_path, val_images, imgsz=args.imgsz, save_dir=save_dir / "predict")
+    predictions = predict(onnx_path, val_images, imgsz=args.imgsz, conf=args.conf, save_dir=save_dir / "predict")
     metrics = result["metrics"]
     print()
     print(f"demo finished in {(time.time() - started) / 60:.1f} min (training {(trained - started) / 60:.1f} min, "
