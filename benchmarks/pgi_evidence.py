@@ -120,8 +120,8 @@ def table(all_results: dict, args: argparse.Namespace) -> str:
     lines = [f"Trained from scratch on this CPU (2 cores): imgsz {args.imgsz}, batch {args.batch}, "
              f"{args.epochs} epochs, seed 0; Ultralytics with "
              f"{'SGD lr0 0.01, nbs = batch' if args.same_optimizer else 'its own defaults (optimizer=auto)'}.",
-             f"Command: `YOLO_OFFLINE=1 .venv-bench/bin/python benchmarks/pgi_evidence.py"
-             f"{' --quick' if args.quick else ''}{' --same-optimizer' if args.same_optimizer else ''} --readme`", "",
+             f"Command: `YOLO_OFFLINE=1 .venv-bench/bin/python benchmarks/pgi_evidence.py {' '.join(sys.argv[1:])}`",
+             "",
              "| dataset | model | val mAP50 | val mAP50-95 | wall time (min) |", "|---|---|---|---|---|"]
     for dataset, results in all_results.items():
         for contender, r in results.items():
