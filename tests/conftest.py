@@ -29,3 +29,13 @@ def official_dir() -> Path:
 def _deterministic_threads():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One intra-op thread: on 2 shared cores OpenMP spin-waiting slows multi-threaded training steps badly,
+    and single-threaded CPU runs are bitwise repeatable."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

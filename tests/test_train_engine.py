@@ -14,13 +14,7 @@ from yolov9.io.checkpoint import read_checkpoint
 FAST = dict(imgsz=64, batch=4, workers=0, verbose=False, plots=False, val=False)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Two shared cores: one intra-op thread avoids OpenMP spin-waiting under load (and keeps runs bitwise)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -16,12 +16,7 @@ from yolov9.loss import DetectionLoss
 FAST = dict(epochs=1, imgsz=64, batch=2, workers=0, val=False, plots=False, verbose=False, mosaic=0.0)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -21,12 +21,7 @@ NO_AUGMENTATION = dict(mosaic=0.0, mixup=0.0, copy_paste=0.0, scale=0.0, transla
                        hsv_h=0.0, hsv_s=0.0, hsv_v=0.0)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.slow
