@@ -38,3 +38,16 @@ def test_config_errors_name_the_file_and_key(tmp_path, text, error, message):
     (tmp_path / "bad.yaml").write_text(text)
     with pytest.raises(error, match=r"bad.yaml: .*" + message):
         load_data_config(tmp_path / "bad.yaml")
+
+
+def test_coco_json_without_image_size_names_the_file(tmp_path):
+    import json
+
+    from yolov9.data.formats import read_coco
+    from yolov9.errors import DatasetError
+
+    path = tmp_path / "instances_val.json"
+    path.write_text(json.dumps({"images": [{"id": 1, "file_name": "a.jpg"}], "categories": [{"id": 1, "name": "a"}],
+                                "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 2, 2]}]}))
+    with pytest.raises(DatasetError, match="instances_val.json: not a COCO detection json .*width"):
+        read_coco(path)

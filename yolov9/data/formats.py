@@ -13,6 +13,7 @@ from typing import NamedTuple, Optional, Union
 import numpy as np
 
 from yolov9.data.config import coco_image_folder, read_json
+from yolov9.errors import DatasetError
 from yolov9.io.atomic import atomic_write_bytes
 
 COORD_TOLERANCE = 0.01  # normalised coordinates within [-tol, 1 + tol] are clipped, beyond are errors
@@ -123,6 +124,14 @@ def read_coco(json_file: Union[str, Path], nc: Optional[int] = None) -> dict[str
     Crowd annotations are skipped (as in the official COCO conversion); the longest polygon is kept per object.
     """
     data = read_json(Path(json_file))
+    try:
+        return _coco_labels(data, json_file, nc)
+    except (KeyError, TypeError, ValueError) as e:
+        raise DatasetError(f"{json_file}: not a COCO detection json ({type(e).__name__}: {e}); images need id, "
+                           "file_name, width and height, annotations image_id, category_id and bbox") from None
+
+
+def _coco_labels(data: dict, json_file: Union[str, Path], nc: Optional[int]) -> dict[str, Labels]:
     category_ids = sorted(c["id"] for c in data["categories"])
     to_class = {cid: i for i, cid in enumerate(category_ids)}
     nc = len(category_ids) if nc is None else nc
