@@ -14,7 +14,7 @@ from torch import nn
 from deploy_helpers import tiny_model
 from yolov9 import YOLOv9, strip_auxiliary
 from yolov9.cli import main
-from yolov9.export.exporter import export, last_check
+from yolov9.export.exporter import deployable, export, verify
 from yolov9.export.onnx import EndToEnd
 from yolov9.export.quantize import quantize_int8
 from yolov9.export.runtime import OnnxBackend
@@ -49,7 +49,8 @@ def test_gelan_matches_pytorch_and_has_metadata(gelan):
     assert json.loads(meta["names"]) == model.names and meta["stride"] == "32"
     assert json.loads(meta["imgsz"]) == [H, W] and meta["nms"] == "false"
     assert proto.opset_import[0].version >= 17
-    assert last_check["max_abs_diff_boxes"] < 1e-3
+    check = verify(path, deployable(model), (H, W), 1, False, 0.25, 0.45, 300, verbose=False)
+    assert check["max_abs_diff_boxes"] < 1e-3 and check["max_abs_diff_scores"] < 1e-4
 
 
 def test_stripped_yolov9_from_checkpoint_via_cli_dynamic(tmp_path):
@@ -112,7 +113,8 @@ def test_exported_nms_model_predicts_like_pytorch(tmp_path):
     model = tiny_model("gelan-t", seed=2)
     path = export(model, imgsz=64, nms=True, conf=0.5, iou=0.5, max_det=50, file=tmp_path / "e2e.onnx",
                   verbose=False)
-    assert last_check["same_count"] and last_check["max_abs_diff_boxes"] < 1e-3
+    check = verify(path, deployable(model), (64, 64), 1, True, 0.5, 0.5, 50, verbose=False)
+    assert check["same_count"] and check["max_abs_diff_boxes"] < 1e-3
     image = cv2.resize(np.random.default_rng(0).integers(0, 255, (8, 8, 3), dtype=np.uint8), (64, 64))
     ours = YOLOv9(path).predict(image, conf=0.5, iou=0.5, max_det=50, progress=False)[0]
     reference = YOLOv9(model).predict(image, imgsz=64, conf=0.5, iou=0.5, max_det=50, progress=False)[0]

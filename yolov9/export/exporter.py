@@ -1,7 +1,7 @@
 """`export(model, format="onnx", ...)`: strip the auxiliary branch, fuse, trace to ONNX, verify, optionally INT8.
 
 The written file is checked right away: `onnx.checker`, one ONNX Runtime run, and the max abs difference
-against the PyTorch model on the same input (printed and returned in `last_check`).
+against the PyTorch model on the same input (printed; `verify` returns the differences).
 """
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from yolov9.models.strip import strip_auxiliary
 from yolov9.ops.nms import non_max_suppression
 
 FORMATS = ("onnx",)
-last_check: dict = {}
 
 
 def deployable(model: Union[DetectionModel, str, Path]) -> DetectionModel:
@@ -95,8 +94,6 @@ def verify(path: Path, model: DetectionModel, imgsz: tuple[int, int], batch: int
     else:
         diff = (got - expected).abs()
         result = {"max_abs_diff_boxes": float(diff[:, :4].max()), "max_abs_diff_scores": float(diff[:, 4:].max())}
-    last_check.clear()
-    last_check.update(result)
     if verbose:
         print(f"checked {path}: onnx.checker ok, onnxruntime ok, vs PyTorch {result}")
     return result
