@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime
 import pickle
-import zipfile
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
 
@@ -22,7 +21,7 @@ from torch import nn
 
 from yolov9.errors import CheckpointError, ConfigError
 from yolov9.io.atomic import atomic_torch_save
-from yolov9.io.official import check_stride, read_official
+from yolov9.io.official import check_stride, read_official, require_torch_archive
 from yolov9.models import DetectionModel
 
 FORMAT = "yolov9"
@@ -122,10 +121,7 @@ class _NotOurFormat(Exception):
 
 
 def _read_ours(path: Path) -> dict:
-    if not path.is_file():
-        raise CheckpointError(f"{path}: file not found")
-    if not zipfile.is_zipfile(path):
-        raise CheckpointError(f"{path}: not a PyTorch checkpoint (not a zip archive; truncated or another format)")
+    require_torch_archive(path)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:

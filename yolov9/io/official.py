@@ -35,12 +35,17 @@ class OfficialCheckpoint:
     meta: dict = field(default_factory=dict)  # epoch, best_fitness, opt, date, has_optimizer
 
 
-def unpickle_restricted(path: Path) -> Any:
-    """The file's top-level object, read through the restricted unpickler. Errors name the file."""
+def require_torch_archive(path: Path) -> None:
+    """Refuse, naming the file, what is missing or not a (zip) PyTorch archive, before any unpickling."""
     if not path.is_file():
         raise CheckpointError(f"{path}: file not found")
     if not zipfile.is_zipfile(path):
         raise CheckpointError(f"{path}: not a PyTorch checkpoint (not a zip archive; truncated or another format)")
+
+
+def unpickle_restricted(path: Path) -> Any:
+    """The file's top-level object, read through the restricted unpickler. Errors name the file."""
+    require_torch_archive(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=False, pickle_module=restricted_pickle)
     except UnsafeCheckpointError as e:
