@@ -2,7 +2,10 @@
 
 One process, one torch and one onnxruntime for every contender; 2 torch threads and 2 ORT intra-op threads;
 denormals flushed to zero in both (random-init activations shrink into denormals, which would time the FPU's
-slow path instead of the model).
+slow path instead of the model); ORT's idle threads do not spin (spinning threads of one session would steal
+the cores from whichever contender runs next).
+Ours runs as our predictor runs it (TorchBackend: stripped, fused, channels-last on CPU); Ultralytics' PyTorch
+model as its predictor runs it (fused, eager, NCHW).
 Runs are interleaved (one run of each contender per round) and the median per contender is reported, with the
 ratio to the matching Ultralytics contender and our achieved GFLOP/s.
 Needs the benchmark venv (Ultralytics): `make bench-venv`, then
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import io
 import os
 import statistics
@@ -25,8 +29,9 @@ import cv2
 import numpy as np
 import torch
 
-from yolov9 import build_model, strip_auxiliary
+from yolov9 import build_model
 from yolov9.export.exporter import export
+from yolov9.export.runtime import TorchBackend
 from yolov9.export.quantize import quantize_int8
 
 THREADS = 2
@@ -38,14 +43,13 @@ def ort_runner(path: Path) -> Callable[[np.ndarray], object]:
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = THREADS, 1
     options.add_session_config_entry("session.set_denormal_as_zero", "1")
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     return lambda x: session.run(None, {name: x})
 
 
-def torch_runner(model: torch.nn.Module) -> Callable[[np.ndarray], object]:
-    model = model.float().eval()
-
+def torch_runner(model: Callable[[torch.Tensor], object]) -> Callable[[np.ndarray], object]:
     def run(x: np.ndarray):
         with torch.inference_mode():
             return model(torch.from_numpy(x))
@@ -74,19 +78,18 @@ def ultralytics_contenders(size: str, imgsz: int, folder: Path) -> dict[str, Cal
             onnx_path = YOLO(f"yolov9{size}.yaml").export(format="onnx", imgsz=imgsz, simplify=True)
     finally:
         os.chdir(cwd)
-    return {"ultralytics torch fused": torch_runner(fused),
+    return {"ultralytics torch fused": torch_runner(fused.float().eval()),
             "ultralytics onnx fp32": ort_runner(folder / Path(onnx_path).name)}
 
 
 def our_contenders(size: str, imgsz: int, folder: Path) -> tuple[dict[str, Callable], float]:
     gelan = build_model(f"gelan-{size}").eval()
-    deploy = gelan.fuse()
-    stripped = strip_auxiliary(build_model(f"yolov9-{size}")).eval().fuse()
     fp32 = export(gelan, imgsz=imgsz, file=folder / f"gelan-{size}-{imgsz}.onnx", verbose=False)
     int8 = quantize_int8(fp32, folder / f"gelan-{size}-{imgsz}-int8.onnx", calibration_files(folder), (imgsz, imgsz))
-    gflops = deploy.info(imgsz)["gflops"]
-    return {"ours torch fused (gelan)": torch_runner(deploy), "ours torch fused (yolov9 stripped)":
-            torch_runner(stripped), "ours onnx fp32": ort_runner(fp32), "ours onnx int8": ort_runner(int8)}, gflops
+    gflops = copy.deepcopy(gelan).fuse().info(imgsz)["gflops"]
+    return {"ours torch fused (gelan)": torch_runner(TorchBackend(gelan)), "ours torch fused (yolov9 stripped)":
+            torch_runner(TorchBackend(build_model(f"yolov9-{size}"))), "ours onnx fp32": ort_runner(fp32),
+            "ours onnx int8": ort_runner(int8)}, gflops
 
 
 def measure(contenders: dict[str, Callable], x: np.ndarray, runs: int, warmup: int) -> dict[str, float]:

@@ -197,3 +197,11 @@ def test_unknown_bundled_name_and_bad_yaml_file(tmp_path):
     bad.write_text("nc: [unclosed\n")
     with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
         build_model(bad)
+
+
+def test_build_model_is_seeded_and_leaves_the_global_generator_alone():
+    state = torch.get_rng_state()
+    first, again, other = (build_model("gelan-t", seed=s).state_dict() for s in (0, 0, 1))
+    assert torch.equal(torch.get_rng_state(), state)
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert not torch.equal(first["model.0.conv.weight"], other["model.0.conv.weight"])

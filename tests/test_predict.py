@@ -145,3 +145,19 @@ def test_cli_detect(bright_box_onnx, tmp_path):
     assert main(args) == 0 and main(args) == 0
     assert sorted(p.name for p in (tmp_path / "runs" / "exp").glob("*.jpg")) == ["img0.jpg", "img1.jpg"]
     assert sorted(p.name for p in (tmp_path / "runs" / "exp2" / "labels").iterdir()) == ["img0.txt", "img1.txt"]
+
+
+def test_torch_backend_is_channels_last_and_matches_the_fused_model():
+    """The CPU backend runs NHWC (faster oneDNN convolutions) and gives the stripped, fused model's output."""
+    from yolov9 import strip_auxiliary
+    from yolov9.export.runtime import TorchBackend
+
+    model = tiny_model("yolov9-t", nc=3)
+    backend = TorchBackend(model)
+    images = torch.rand(2, 3, 96, 128, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = strip_auxiliary(model).eval().fuse()(images)
+    got = backend(images)
+    assert all(p.is_contiguous(memory_format=torch.channels_last) for p in backend.model.parameters() if p.dim() == 4)
+    assert model.branches == 2 and got.shape == expected.shape
+    torch.testing.assert_close(got, expected, atol=1e-3, rtol=1e-4)

@@ -1,4 +1,5 @@
-"""Training in other processes: SIGKILL during a checkpoint write or an epoch, then resume; DDP under torchrun."""
+"""Training in other processes: SIGKILL during a checkpoint write or an epoch, then resume; DDP under torchrun;
+the same seed gives the same weights in another process."""
 from __future__ import annotations
 
 import os
@@ -48,7 +49,7 @@ SCRIPT = textwrap.dedent("""
         return real_loss(self, *args)
 
     torch.save, DetectionLoss.__call__ = dying_save, dying_loss
-    torch.manual_seed(0)
+    torch.manual_seed(int(os.environ.get("GLOBAL_SEED", "0")))  # must not matter: build_model seeds its init
     train(build_model(tiny_config(2), nc=2), data=sys.argv[1], epochs=int(sys.argv[2]), imgsz=64, batch=4,
           workers=0, val=False, plots=False, verbose=False, project=sys.argv[3], name="run")
 """)
@@ -59,10 +60,11 @@ def data(tmp_path_factory):
     return write_dataset(tmp_path_factory.mktemp("squares"), n_images=8, size=96)
 
 
-def run_script(tmp_path: Path, args: list[str], kill_at: str = "none:0", launcher: tuple = ()) -> subprocess.CompletedProcess:
+def run_script(tmp_path: Path, args: list[str], kill_at: str = "none:0", launcher: tuple = (),
+               global_seed: int = 0) -> subprocess.CompletedProcess:
     script = tmp_path / "train_script.py"
     script.write_text(SCRIPT.format(tests=str(TESTS)))
-    env = dict(os.environ, KILL_AT=kill_at, OMP_NUM_THREADS="1")
+    env = dict(os.environ, KILL_AT=kill_at, OMP_NUM_THREADS="1", GLOBAL_SEED=str(global_seed))
     return subprocess.run([sys.executable, *launcher, str(script), *args], env=env, capture_output=True, text=True,
                           timeout=300)
 
@@ -101,3 +103,15 @@ def test_ddp_two_processes_on_cpu_saves_once(data, tmp_path):
     assert read_checkpoint(weights / "last.pt")["epoch"] == 0
     rows = (tmp_path / "ddp" / "run" / "results.csv").read_text().strip().splitlines()
     assert len(rows) == 2  # header + one epoch
+
+
+@pytest.mark.slow
+def test_same_seed_same_weights_in_another_process(data, tmp_path):
+    """Two processes (different global RNG states before the model is built) end with identical weights."""
+    runs = []
+    for global_seed in (1, 2):
+        done = run_script(tmp_path, [str(data), "1", str(tmp_path / f"p{global_seed}")], global_seed=global_seed)
+        assert done.returncode == 0, done.stderr[-2000:]
+        runs.append(read_checkpoint(tmp_path / f"p{global_seed}" / "run" / "weights" / "last.pt")["model"])
+    assert runs[0].keys() == runs[1].keys()
+    assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])

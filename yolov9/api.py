@@ -13,9 +13,13 @@ CHECKPOINT_SUFFIXES = (".pt", ".pth")
 
 
 class YOLOv9:
-    """A detector: `YOLOv9("yolov9-s.yaml")` builds one, `YOLOv9("best.pt")` loads ours or an official file."""
+    """A detector: `YOLOv9("yolov9-s.yaml")` builds one, `YOLOv9("best.pt")` loads ours or an official file.
 
-    def __init__(self, model: Union[str, Path, DetectionModel] = "yolov9-t", nc: Optional[int] = None):
+    A model built from a config starts from the initial weights of `seed` (the same in every process).
+    """
+
+    def __init__(self, model: Union[str, Path, DetectionModel] = "yolov9-t", nc: Optional[int] = None,
+                 seed: int = 0):
         self.source = model
         if isinstance(model, DetectionModel):
             self.model = model
@@ -28,7 +32,7 @@ class YOLOv9:
 
             self.model = load(model)
         else:
-            self.model = build_model(model, nc=nc)
+            self.model = build_model(model, nc=nc, seed=seed)
 
     @property
     def names(self) -> list[str]:

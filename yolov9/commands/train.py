@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         train(None, **{k: v for k, v in options.items() if k in ("resume", "device", "data")})
         return 0
-    model = YOLOv9(args.model or "yolov9-t").model
+    model = YOLOv9(args.model or "yolov9-t", seed=args.seed).model
     result = train(model, **options)
     print(f"results saved to {result['save_dir']}")
     return 0

@@ -23,7 +23,11 @@ BackendOutput = Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tens
 
 
 class TorchBackend:
-    """A stripped, fused, eval-mode copy of a DetectionModel (the caller's model is left untouched)."""
+    """A stripped, fused, eval-mode copy of a DetectionModel (the caller's model is left untouched).
+
+    On the CPU the copy and its inputs are channels-last (NHWC): oneDNN's convolutions then run without
+    converting layouts around every layer (gelan-c at 640 px: about 0.75x the NCHW time on this machine).
+    """
 
     fixed_shape: Optional[tuple[int, int]] = None
     has_nms = False
@@ -31,15 +35,18 @@ class TorchBackend:
     def __init__(self, model: DetectionModel, device: Union[str, torch.device] = "cpu", half: bool = False):
         deployed = strip_auxiliary(model) if model.branches > 1 else copy.deepcopy(model)
         deployed = deployed.float().eval().fuse().to(device)
-        self.model = deployed.half() if half else deployed
         self.device = torch.device(device)
+        self.memory_format = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
+        deployed = deployed.to(memory_format=self.memory_format)
+        self.model = deployed.half() if half else deployed
         self.dtype = torch.float16 if half else torch.float32
         self.names = list(model.names)
         self.stride = int(model.stride.max())
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor) -> BackendOutput:
-        return self.model(images.to(self.device, self.dtype)).float()
+        images = images.to(self.device, self.dtype).contiguous(memory_format=self.memory_format)
+        return self.model(images).float()
 
 
 class OnnxBackend:

@@ -110,18 +110,22 @@ class DetectionModel(nn.Module):
         }
 
 
-def build_model(cfg: PathOrDict, nc: Optional[int] = None, names: Optional[Sequence[str]] = None
-                ) -> DetectionModel:
+def build_model(cfg: PathOrDict, nc: Optional[int] = None, names: Optional[Sequence[str]] = None,
+                seed: int = 0) -> DetectionModel:
     """Build a model from a bundled name ('yolov9-c', 'gelan-s.yaml'), a YAML path or a config dict.
 
     `nc` overrides the config's class count; `names` sets class names (and nc, if nc is not given).
+    The initial weights are drawn with the CPU generator seeded with `seed` (its state is restored afterwards),
+    so a config and a seed always give the same model, in any process.
     """
     config = load_model_config(cfg)
     if names is not None and nc is None:
         nc = len(names)
     if nc is not None:
         config["nc"] = int(nc)
-    model = DetectionModel(config)
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)
+        model = DetectionModel(config)
     if names is not None:
         if len(names) != model.nc:
             raise ConfigError(f"{len(names)} class names given for a model with nc={model.nc}")
