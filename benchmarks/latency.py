@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
 import io
 import os
 import statistics
@@ -86,8 +85,9 @@ def our_contenders(size: str, imgsz: int, folder: Path) -> tuple[dict[str, Calla
     gelan = build_model(f"gelan-{size}").eval()
     fp32 = export(gelan, imgsz=imgsz, file=folder / f"gelan-{size}-{imgsz}.onnx", verbose=False)
     int8 = quantize_int8(fp32, folder / f"gelan-{size}-{imgsz}-int8.onnx", calibration_files(folder), (imgsz, imgsz))
-    gflops = copy.deepcopy(gelan).fuse().info(imgsz)["gflops"]
-    return {"ours torch fused (gelan)": torch_runner(TorchBackend(gelan)), "ours torch fused (yolov9 stripped)":
+    deployed = TorchBackend(gelan)
+    gflops = deployed.model.info(imgsz)["gflops"]
+    return {"ours torch fused (gelan)": torch_runner(deployed), "ours torch fused (yolov9 stripped)":
             torch_runner(TorchBackend(build_model(f"yolov9-{size}"))), "ours onnx fp32": ort_runner(fp32),
             "ours onnx int8": ort_runner(int8)}, gflops
 

@@ -50,9 +50,10 @@ def train_ours(config: str, data: Path, args: argparse.Namespace, out: Path) -> 
     from yolov9.cfg import HYP_DIR
     from yolov9.engine.trainer import train
 
-    result = train(build_model(config, seed=args.seed), data=str(data), epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
-                   workers=2, device="cpu", seed=args.seed, hyp=str(HYP_DIR / "demo-cpu.yaml"), nbs=args.batch,
-                   project=str(out), name=config, plots=False, verbose=False, close_mosaic=max(1, args.epochs // 10))
+    result = train(build_model(config, seed=args.seed), data=str(data), epochs=args.epochs, imgsz=args.imgsz,
+                   batch=args.batch, workers=2, device="cpu", seed=args.seed, hyp=str(HYP_DIR / "demo-cpu.yaml"),
+                   nbs=args.batch, project=str(out), name=config, plots=False, verbose=False,
+                   close_mosaic=max(1, args.epochs // 10))
     curve = [row["metrics/mAP50-95"] for row in result["results"]]
     return {"weights": str(result["save_dir"] / "weights" / "best.pt"), "curve": curve}
 

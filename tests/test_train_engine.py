@@ -8,7 +8,7 @@ import torch
 
 from _train_data import tiny_config, write_dataset
 from yolov9 import build_model
-from yolov9.engine.trainer import train
+from yolov9.engine.trainer import adapt_to_classes, train
 from yolov9.io.checkpoint import read_checkpoint
 
 FAST = dict(imgsz=64, batch=4, workers=0, verbose=False, plots=False, val=False)
@@ -65,3 +65,14 @@ def test_two_epochs_of_the_official_recipe_lower_the_loss(tmp_path):
     result = train(tiny_model(2), data=str(data), epochs=2, project=str(tmp_path), **FAST)
     totals = [sum(row[f"train/{k}_loss"] for k in ("box", "cls", "dfl")) for row in result["results"]]
     assert totals[1] < 0.95 * totals[0], totals
+
+
+def test_new_class_tensors_are_drawn_with_the_run_seed():
+    """Adapting an 80-class model to 1 class keeps the fitting tensors and draws the rest with the given seed."""
+    model = build_model("gelan-t")
+    first, again, other = (adapt_to_classes(model, ["tree"], seed=s).state_dict() for s in (3, 3, 4))
+    old = model.state_dict()
+    redrawn = [k for k in first if old[k].shape != first[k].shape]
+    assert redrawn and all(torch.equal(first[k], old[k]) for k in first if k not in redrawn)
+    assert all(torch.equal(first[k], again[k]) for k in redrawn)
+    assert not all(torch.equal(first[k], other[k]) for k in redrawn)

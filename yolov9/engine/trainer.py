@@ -45,12 +45,13 @@ def train(model: Optional[DetectionModel] = None, data: Optional[str] = None, **
     return Trainer(model, TrainOptions.from_kwargs(data=data, **options)).run()
 
 
-def adapt_to_classes(model: DetectionModel, names: list[str]) -> DetectionModel:
-    """The model with the dataset's classes: rebuilt for another class count, keeping every tensor that fits."""
+def adapt_to_classes(model: DetectionModel, names: list[str], seed: int = 0) -> DetectionModel:
+    """The model with the dataset's classes: rebuilt for another class count (new tensors drawn with `seed`),
+    keeping every tensor that fits."""
     if model.nc == len(names):
         model.names = list(names)
         return model
-    adapted = build_model(model.yaml, names=names)
+    adapted = build_model(model.yaml, names=names, seed=seed)
     own, old = adapted.state_dict(), model.state_dict()
     fitting = {k: v for k, v in old.items() if k in own and v.shape == own[k].shape}
     adapted.load_state_dict(fitting, strict=False)
@@ -94,7 +95,7 @@ class Trainer:
         self.hyp = load_hyp(self.checkpoint["hyp"]) if self.checkpoint else load_hyp(opt.hyp, **opt.hyp_overrides)
         self.data = load_data_config(opt.data)
         names = ["item"] if opt.single_cls else list(self.data["names"])
-        self.model = adapt_to_classes(model, names).to(self.device)
+        self.model = adapt_to_classes(model, names, opt.seed).to(self.device)
         self.model.hyp = self.hyp
         if opt.weights and not self.checkpoint:
             from yolov9.io.transfer import load_pretrained

@@ -34,10 +34,9 @@ class TorchBackend:
 
     def __init__(self, model: DetectionModel, device: Union[str, torch.device] = "cpu", half: bool = False):
         deployed = strip_auxiliary(model) if model.branches > 1 else copy.deepcopy(model)
-        deployed = deployed.float().eval().fuse().to(device)
         self.device = torch.device(device)
         self.memory_format = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
-        deployed = deployed.to(memory_format=self.memory_format)
+        deployed = deployed.float().eval().fuse().to(self.device, memory_format=self.memory_format)
         self.model = deployed.half() if half else deployed
         self.dtype = torch.float16 if half else torch.float32
         self.names = list(model.names)
