@@ -30,7 +30,7 @@ import torch
 
 from yolov9 import build_model
 from yolov9.export.exporter import export
-from yolov9.export.runtime import TorchBackend
+from yolov9.runtime import TorchBackend
 from yolov9.export.quantize import quantize_int8
 
 THREADS = 2

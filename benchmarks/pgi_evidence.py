@@ -78,7 +78,7 @@ def train_ultralytics(data: Path, args: argparse.Namespace, out: Path) -> dict:
 
 def evaluate(weights: str, data: Path, args: argparse.Namespace) -> dict:
     """Every contender's best weights through one evaluator: ours (rect letterbox, NMS, COCO-style AP)."""
-    from yolov9.eval.validator import validate
+    from yolov9.engine.validator import validate
 
     metrics = validate(weights, data, imgsz=args.imgsz, batch=2 * args.batch, plots=False, verbose=False)
     return {"mAP50": metrics["mAP50"], "mAP50-95": metrics["mAP50-95"]}

@@ -8,21 +8,32 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-OFFICIAL_FIXTURES = Path(os.environ.get("YOLOV9_FIXTURES", REPO.parent / "shared" / "fixtures")) / "official"
+FIXTURES = Path(os.environ.get("YOLOV9_FIXTURES", REPO.parent / "shared" / "fixtures"))
+OFFICIAL_FIXTURES = FIXTURES / "official"
+OFFICIAL_SEG_FIXTURES = FIXTURES / "official-seg"
+
+
+def _fixture_folder(folder: Path) -> Path:
+    """`folder`, or a skip with the reason in a user's clone without it; in CI (YOLOV9_REQUIRE_FIXTURES=1) a
+    failure."""
+    if not folder.is_dir():
+        message = f"official fixtures not found at {folder} (set YOLOV9_FIXTURES to their parent folder)"
+        if os.environ.get("YOLOV9_REQUIRE_FIXTURES") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return folder
 
 
 @pytest.fixture(scope="session")
 def official_dir() -> Path:
-    """Folder of checkpoints and outputs produced by the official implementation.
+    """Folder of checkpoints and outputs produced by the official implementation (detection)."""
+    return _fixture_folder(OFFICIAL_FIXTURES)
 
-    Skipped with a reason in a user's clone without it; in CI (YOLOV9_REQUIRE_FIXTURES=1) its absence fails.
-    """
-    if not OFFICIAL_FIXTURES.is_dir():
-        message = f"official fixtures not found at {OFFICIAL_FIXTURES} (set YOLOV9_FIXTURES to their parent folder)"
-        if os.environ.get("YOLOV9_REQUIRE_FIXTURES") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    return OFFICIAL_FIXTURES
+
+@pytest.fixture(scope="session")
+def official_seg_dir() -> Path:
+    """Folder of checkpoints and outputs of the official instance-segmentation models (see its README)."""
+    return _fixture_folder(OFFICIAL_SEG_FIXTURES)
 
 
 @pytest.fixture(autouse=True)

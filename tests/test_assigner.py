@@ -38,7 +38,7 @@ def test_matches_official_assigner(official_dir):
     points = reference["anchor_points"] * reference["stride_tensor"]
     out = TaskAlignedAssigner(topk=10, num_classes=80, alpha=0.5, beta=6.0)(
         decoded[..., 4:], xywh2xyxy(decoded[..., :4]), points, labels, boxes, mask)
-    target_labels, target_boxes, target_scores, fg_mask = out
+    target_labels, target_boxes, target_scores, fg_mask, _ = out
     assert torch.equal(fg_mask, reference["main_fg_mask"])
     assert fg_mask.sum(1).tolist() == [21, 30]
     assert torch.equal(target_labels, reference["main_target_labels"])
@@ -49,10 +49,11 @@ def test_matches_official_assigner(official_dir):
 def test_no_boxes_in_batch_is_all_background():
     points = grid_anchors()
     scores = torch.rand(2, len(points), 3)
-    labels, boxes, scores_out, fg = TaskAlignedAssigner(num_classes=3)(
+    labels, boxes, scores_out, fg, gt_index = TaskAlignedAssigner(num_classes=3)(
         scores, centred_boxes(points, 2).expand(2, -1, -1), points,
         torch.zeros(2, 0, 1), torch.zeros(2, 0, 4), torch.zeros(2, 0, 1, dtype=torch.bool))
     assert not fg.any() and (labels == 3).all() and (scores_out == 0).all() and (boxes == 0).all()
+    assert gt_index.shape == fg.shape and (gt_index == 0).all()
 
 
 def test_empty_image_and_padding_rows_get_nothing():
@@ -62,9 +63,9 @@ def test_empty_image_and_padding_rows_get_nothing():
     mask = torch.tensor([[[True], [False]], [[False], [False]]])
     gt_labels = torch.tensor([[[1.0], [0.0]], [[0.0], [0.0]]])
     pred = centred_boxes(points, 6).expand(2, -1, -1)
-    labels, boxes, scores, fg = TaskAlignedAssigner(topk=4, num_classes=2)(
+    labels, boxes, scores, fg, gt_index = TaskAlignedAssigner(topk=4, num_classes=2)(
         torch.full((2, len(points), 2), 0.5), pred, points, gt_labels, gt_boxes, mask)
-    assert fg[0].sum() == 4 and not fg[1].any()
+    assert fg[0].sum() == 4 and not fg[1].any() and (gt_index == 0).all()
     assert (labels[0][fg[0]] == 1).all() and (boxes[0][fg[0]] == gt_boxes[0, 0]).all()
     assert (scores[1] == 0).all() and torch.isfinite(scores).all()
 
@@ -75,11 +76,12 @@ def test_tiny_and_image_sized_boxes():
     whole = torch.tensor([0.0, 0.0, float(IMAGE), float(IMAGE)])
     gt_boxes = torch.stack((tiny, whole)).unsqueeze(0)
     pred = centred_boxes(points, 1.0).unsqueeze(0)
-    labels, _, scores, fg = TaskAlignedAssigner(topk=10, num_classes=2)(
+    labels, _, scores, fg, gt_index = TaskAlignedAssigner(topk=10, num_classes=2)(
         torch.full((1, len(points), 2), 0.3), pred, points, torch.tensor([[[0.0], [1.0]]]), gt_boxes,
         torch.ones(1, 2, 1, dtype=torch.bool))
     tiny_anchor = ((points == 14.0).all(-1)).nonzero().item()
-    assert fg[0, tiny_anchor] and labels[0, tiny_anchor] == 0
+    assert fg[0, tiny_anchor] and labels[0, tiny_anchor] == 0 and gt_index[0, tiny_anchor] == 0
+    assert torch.equal(gt_index[fg], labels[fg])  # box k has class k here
     assert (labels[0][fg[0]] == 1).sum() == 10  # the image-sized box keeps its top-k
     assert torch.isfinite(scores).all()
 
@@ -87,7 +89,7 @@ def test_tiny_and_image_sized_boxes():
 def test_degenerate_predictions_and_topk_beyond_anchor_count():
     points = grid_anchors()[:6]
     pred = torch.zeros(1, 6, 4)  # zero-size boxes at the origin
-    labels, boxes, scores, fg = TaskAlignedAssigner(topk=50, num_classes=2)(
+    labels, boxes, scores, fg, _ = TaskAlignedAssigner(topk=50, num_classes=2)(
         torch.zeros(1, 6, 2), pred, points, torch.tensor([[[1.0]]]), torch.tensor([[[0.0, 0.0, 32.0, 8.0]]]),
         torch.ones(1, 1, 1, dtype=torch.bool))
     assert fg.all()  # every in-box anchor is among the top 50 of 6
@@ -99,12 +101,12 @@ def test_shared_anchor_goes_to_best_overlap():
     first = torch.tensor([0.0, 0.0, 20.0, 20.0])
     second = torch.tensor([10.0, 10.0, 30.0, 30.0])
     pred = second.expand(1, len(points), 4)  # every prediction equals the second box
-    _, boxes, scores, fg = TaskAlignedAssigner(topk=100, num_classes=1)(
+    _, boxes, scores, fg, gt_index = TaskAlignedAssigner(topk=100, num_classes=1)(
         torch.full((1, len(points), 1), 0.5), pred, points, torch.zeros(1, 2, 1), torch.stack((first, second))[None],
         torch.ones(1, 2, 1, dtype=torch.bool))
     in_both = ((points > 10) & (points < 20)).all(-1)
     assert in_both.any() and fg[0, in_both].all()
-    assert (boxes[0, in_both] == second).all()
+    assert (boxes[0, in_both] == second).all() and (gt_index[0, in_both] == 1).all()
     # normalised scores: each box's best anchor aims at that box's best IoU (here CIoU 1 for the second box)
     assert torch.allclose(scores[0, in_both].max(), torch.tensor(1.0), atol=1e-5)
 
@@ -141,3 +143,4 @@ def test_invariant_to_ground_truth_order(scene):
     assert torch.equal(first[0][fg], permuted[0][fg])
     assert torch.allclose(first[1][fg], permuted[1][fg])
     assert torch.allclose(first[2], permuted[2], atol=1e-6)
+    assert torch.equal(torch.tensor(order)[permuted.gt_index[fg]], first.gt_index[fg])  # same boxes, renumbered

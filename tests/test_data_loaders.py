@@ -1,4 +1,4 @@
-"""Loaders: reproducible batches with any number of workers, rect validation batches, ratio_pad, COCO == YOLO."""
+"""Loaders: reproducible batches with any number of workers, rect validation batches, letterboxes, COCO == YOLO."""
 from __future__ import annotations
 
 import math
@@ -61,13 +61,13 @@ def test_close_mosaic_gives_letterboxed_single_images(dataset_yaml):
         assert (batch["targets"][:, 0] == i).sum() == len(expected)
 
 
-def test_val_batches_are_rectangular_and_ratio_pad_maps_back(dataset_yaml):
+def test_val_batches_are_rectangular_and_letterboxes_map_back(dataset_yaml):
     batch_size, imgsz, stride, pad = 4, 128, 32, 0.5
     loader = build_val_loader(dataset_yaml, imgsz=imgsz, batch=batch_size, workers=0)
     cfg = load_data_config(dataset_yaml)
     seen = []
     for batch in loader:
-        shapes = np.array(batch["orig_shapes"], float)
+        shapes = np.array([box.shape for box in batch["letterboxes"]], float)
         aspect = shapes[:, 0] / shapes[:, 1]
         relative = [1.0, 1.0]
         if aspect.max() < 1:
@@ -78,8 +78,8 @@ def test_val_batches_are_rectangular_and_ratio_pad_maps_back(dataset_yaml):
         assert list(batch["images"].shape[2:]) == expected
         seen += list(aspect)
         for i, path in enumerate(batch["paths"]):
-            h0, w0 = batch["orig_shapes"][i]
-            (gain_h, gain_w), (left, top) = batch["ratio_pad"][i]
+            box = batch["letterboxes"][i]
+            (h0, w0), (gain_h, gain_w), (left, top) = box.shape, box.gain, box.pad
             _, H, W = batch["images"][i].shape
             t = batch["targets"][batch["targets"][:, 0] == i, 2:].numpy().astype(np.float64)
             x = (t[:, 0] * W - left) / gain_w / w0
@@ -104,7 +104,7 @@ def test_ram_cache_gives_the_same_batches(dataset_yaml, capsys):
 
 def val_samples(data) -> list[tuple]:
     loader = build_val_loader(data, imgsz=160, batch=2, workers=0)
-    return [(b["paths"], b["images"], b["targets"], b["ratio_pad"]) for b in loader]
+    return [(b["paths"], b["images"], b["targets"], b["letterboxes"]) for b in loader]
 
 
 def assert_same_samples(a, b) -> None:

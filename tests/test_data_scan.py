@@ -143,7 +143,7 @@ def test_unusual_pixel_formats_are_converted_not_rejected(tmp_path, name, writer
     loader = build_val_loader({"path": tmp_path, "train": [], "val": [str(f) for f in files], "test": [],
                                "names": ["a", "b", "c"], "nc": 3, "coco": {"val": []}}, imgsz=64, batch=1, workers=0)
     batch = next(b for b in loader if b["paths"][0] == str(bad))
-    (gain_h, gain_w), (left, top) = batch["ratio_pad"][0]
+    (gain_h, gain_w), (left, top) = batch["letterboxes"][0].gain, batch["letterboxes"][0].pad
     image = batch["images"][0].permute(1, 2, 0).numpy()
     y, x = round(10 * gain_h + top), round(20 * gain_w + left)  # inside the rectangle
     by, bx = round(35 * gain_h + top), round(50 * gain_w + left)  # background

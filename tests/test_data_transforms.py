@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from yolov9.data.augment import box_candidates, copy_paste, mixup, mosaic4, random_perspective, scaled_mosaic4
-from yolov9.data.transforms import Sample, augment_hsv, flip, letterbox, letterbox_sample, resize_long_side
+from yolov9.data.transforms import Sample, augment_hsv, flip, letterbox_sample, resize_long_side
+from yolov9.ops.letterbox import Letterbox
 
 
 def rectangle_sample(h: int, w: int, box, with_polygon: bool = False) -> Sample:
@@ -43,7 +44,8 @@ def test_letterbox_follows_the_official_rule(shape, new, auto, scaleup):
     dw, dh = new_w - unpad_w, new_h - unpad_h
     if auto:
         dw, dh = dw % 32, dh % 32
-    out, (gain_h, gain_w), (left, top) = letterbox(np.zeros((h, w, 3), np.uint8), new, auto=auto, scaleup=scaleup)
+    box = Letterbox.fit((h, w), new, auto=auto, scaleup=scaleup)
+    out, (gain_h, gain_w), (left, top) = box.apply(np.zeros((h, w, 3), np.uint8)), box.gain, box.pad
     assert out.shape == (unpad_h + dh, unpad_w + dw, 3)
     assert (left, top) == (round(dw / 2 - 0.1), round(dh / 2 - 0.1))
     assert (gain_h, gain_w) == (unpad_h / h, unpad_w / w)
@@ -52,10 +54,12 @@ def test_letterbox_follows_the_official_rule(shape, new, auto, scaleup):
 
 def test_letterbox_boxes_and_ratio_pad_map_back():
     sample = rectangle_sample(300, 500, (40, 60, 200, 180))
-    out, (gain_h, gain_w), (left, top) = letterbox_sample(sample, (640, 640), scaleup=True)
+    out, box = letterbox_sample(sample, (640, 640), scaleup=True)
     assert_box_covers(out)
+    (gain_h, gain_w), (left, top) = box.gain, box.pad
     back = (out.boxes[0] - (left, top, left, top)) / (gain_w, gain_h, gain_w, gain_h)
     np.testing.assert_allclose(back, [40, 60, 200, 180], atol=0.5)
+    np.testing.assert_allclose(box.boxes_to_original(out.boxes[:1]), [[40, 60, 200, 180]], atol=0.5)
 
 
 def test_resize_long_side_keeps_pixels_and_boxes_aligned():

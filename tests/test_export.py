@@ -15,9 +15,9 @@ from deploy_helpers import tiny_model
 from yolov9 import YOLOv9, strip_auxiliary
 from yolov9.cli import main
 from yolov9.export.exporter import deployable, export, verify
-from yolov9.export.onnx import EndToEnd
+from yolov9.tasks.end_to_end import EndToEnd
 from yolov9.export.quantize import quantize_int8
-from yolov9.export.runtime import OnnxBackend
+from yolov9.runtime.onnx_backend import OnnxBackend
 from yolov9.io.checkpoint import save_checkpoint
 from yolov9.ops.nms import non_max_suppression
 
@@ -119,8 +119,8 @@ def test_exported_nms_model_predicts_like_pytorch(tmp_path):
     ours = YOLOv9(path).predict(image, conf=0.5, iou=0.5, max_det=50, progress=False)[0]
     reference = YOLOv9(model).predict(image, imgsz=64, conf=0.5, iou=0.5, max_det=50, progress=False)[0]
     assert len(ours) == len(reference) > 0
-    np.testing.assert_allclose(ours.boxes, reference.boxes, atol=1e-3)
-    np.testing.assert_array_equal(ours.classes, reference.classes)
+    np.testing.assert_allclose(ours.boxes.xyxy, reference.boxes.xyxy, atol=1e-3)
+    np.testing.assert_array_equal(ours.boxes.cls, reference.boxes.cls)
 
 
 def test_int8_runs_and_correlates_with_fp32(gelan, tmp_path):

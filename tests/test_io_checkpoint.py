@@ -63,7 +63,7 @@ def test_training_checkpoint_keeps_resume_state(tmp_path, model):
     rng = np.random.RandomState(0).get_state()
     path = save_checkpoint(tmp_path / "last.pt", model, ema=ema, optimizer=optimizer, epoch=7, best_fitness=0.25,
                            train_args={"data": pathlib.Path("coco.yaml"), "epochs": 10},
-                           extra={"numpy_rng": rng, "torch_rng": torch.get_rng_state()})
+                           trainer={"numpy_rng": rng, "torch_rng": torch.get_rng_state()})
     ckpt = read_checkpoint(path)
     assert ckpt["epoch"] == 7 and ckpt["best_fitness"] == 0.25 and ckpt["train_args"]["data"] == "coco.yaml"
     assert all(torch.equal(ckpt["ema"][k], v) for k, v in ema.state_dict().items())
@@ -71,9 +71,9 @@ def test_training_checkpoint_keeps_resume_state(tmp_path, model):
     restored.load_state_dict(ckpt["optimizer"])
     for a, b in zip(optimizer.state.values(), restored.state.values()):
         assert torch.equal(a["momentum_buffer"], b["momentum_buffer"])
-    np.random.set_state(tuple(ckpt["extra"]["numpy_rng"]))
+    np.random.set_state(tuple(ckpt["trainer"]["numpy_rng"]))
     assert np.random.rand() == np.random.RandomState(0).rand()
-    assert torch.equal(ckpt["extra"]["torch_rng"], torch.get_rng_state())
+    assert torch.equal(ckpt["trainer"]["torch_rng"], torch.get_rng_state())
     # `load` uses the EMA weights, as the official loader does.
     assert all(torch.equal(v, ema.state_dict()[k]) for k, v in yolov9.load(path).state_dict().items())
 

@@ -37,7 +37,7 @@ def test_matches_official_loss(official_dir, name):
     assert loss.item() == pytest.approx(reference["loss"].item(), rel=1e-4)
     assert torch.allclose(items, reference["loss_items"], rtol=1e-4, atol=0)
     assert not items.requires_grad
-    labels, boxes, scores, fg = captured[-1]  # the main branch is assigned last
+    labels, boxes, scores, fg, _ = captured[-1]  # the main branch is assigned last
     assert torch.equal(fg, reference["main_fg_mask"])
     assert torch.equal(labels, reference["main_target_labels"])
     assert torch.allclose(boxes, reference["main_target_bboxes"], atol=1e-5)

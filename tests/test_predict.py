@@ -71,9 +71,9 @@ def image_with_box(h: int, w: int, box: tuple[int, int, int, int]) -> np.ndarray
 def test_results_boxes_are_in_original_pixels(bright_box_onnx, shape, box):
     result = predict(bright_box_onnx, image_with_box(*shape, box), progress=False)[0]
     assert result.names == ["cat", "box"] and result.orig_shape == shape
-    assert result.classes.tolist() == [1] and result.scores == pytest.approx([0.9])
+    assert result.boxes.cls.tolist() == [1] and result.boxes.conf == pytest.approx([0.9])
     scale = max(shape) / IMGSZ  # one letterboxed pixel, in original pixels
-    np.testing.assert_allclose(result.boxes[0], box, atol=scale + 0.5)
+    np.testing.assert_allclose(result.boxes.xyxy[0], box, atol=scale + 0.5)
 
 
 def write_images(folder: Path, count: int) -> list[Path]:
@@ -134,8 +134,8 @@ def test_pytorch_model_batches(tmp_path):
     batched = predict(model, tmp_path / "images", imgsz=64, conf=0.0, max_det=5, batch=2, progress=False)
     for a, b in zip(one, batched):
         assert len(a) == 5 and a.names == ["class0", "class1"]
-        np.testing.assert_allclose(a.boxes, b.boxes, atol=1e-3)
-        assert (a.boxes[:, 2:] <= np.array(a.orig_shape[::-1])).all()
+        np.testing.assert_allclose(a.boxes.xyxy, b.boxes.xyxy, atol=1e-3)
+        assert (a.boxes.xyxy[:, 2:] <= np.array(a.orig_shape[::-1])).all()
 
 
 def test_cli_detect(bright_box_onnx, tmp_path):
@@ -150,7 +150,7 @@ def test_cli_detect(bright_box_onnx, tmp_path):
 def test_torch_backend_is_channels_last_and_matches_the_fused_model():
     """The CPU backend runs NHWC (faster oneDNN convolutions) and gives the stripped, fused model's output."""
     from yolov9 import strip_auxiliary
-    from yolov9.export.runtime import TorchBackend
+    from yolov9.runtime import TorchBackend
 
     model = tiny_model("yolov9-t", nc=3)
     backend = TorchBackend(model)

@@ -55,7 +55,9 @@ def test_resume_from_epoch_1_reproduces_epoch_2_bitwise(data, tmp_path):
     assert a["ema_updates"] == b["ema_updates"] > 0
     for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
         assert_same_state(sa, sb, "optimizer")
-    assert [r["epoch"] for r in resumed["results"]] == [1]
+    # the history travels in the checkpoint: the resumed run's results.csv has every epoch, even in a new folder
+    assert [r["epoch"] for r in resumed["results"]] == [0, 1]
+    assert (resumed_dir.parent / "results.csv").read_text().count("\n") == 3
 
 
 def test_two_epochs_of_the_official_recipe_lower_the_loss(tmp_path):

@@ -93,18 +93,18 @@ def test_warmup_iterations():
 def test_warmup_values_match_numpy_interp(iteration, tiny_model):
     hyp, batch, warmup = load_hyp(), 16, 300
     model = tiny_model
-    optimizer = build_optimizer(model, "SGD", hyp["lr0"], hyp["momentum"], hyp["weight_decay"])
+    optimizer = build_optimizer(model, "SGD", hyp.lr0, hyp.momentum, hyp.weight_decay)
     for g in optimizer.param_groups:
-        g["initial_lr"] = hyp["lr0"]
-    epoch_factor = lr_factor("linear", 10, hyp["lrf"])(1)
+        g["initial_lr"] = hyp.lr0
+    epoch_factor = lr_factor("linear", 10, hyp.lrf)(1)
     accumulate = apply_warmup(optimizer, iteration, warmup, epoch_factor, hyp, batch)
     xi = [0, warmup]
     assert accumulate == max(1, np.interp(iteration, xi, [1, 64 / batch]).round())
-    target = hyp["lr0"] * epoch_factor
+    target = hyp.lr0 * epoch_factor
     for j, group in enumerate(optimizer.param_groups):
-        start = hyp["warmup_bias_lr"] if j == 0 else 0.0
+        start = hyp.warmup_bias_lr if j == 0 else 0.0
         assert group["lr"] == pytest.approx(np.interp(iteration, xi, [start, target]))
-        assert group["momentum"] == pytest.approx(np.interp(iteration, xi, [hyp["warmup_momentum"], hyp["momentum"]]))
+        assert group["momentum"] == pytest.approx(np.interp(iteration, xi, [hyp.warmup_momentum, hyp.momentum]))
 
 
 def test_ema_follows_the_official_formula_over_params_and_bn_buffers():

@@ -15,7 +15,7 @@ import torch
 from _train_data import tiny_config, write_dataset
 from yolov9 import build_model
 from yolov9.engine.trainer import train
-from yolov9.eval.validator import validate
+from yolov9.engine.validator import validate
 
 NO_AUGMENTATION = dict(mosaic=0.0, mixup=0.0, copy_paste=0.0, scale=0.0, translate=0.0, fliplr=0.0,
                        hsv_h=0.0, hsv_s=0.0, hsv_v=0.0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -14,36 +15,47 @@ from pycocotools.cocoeval import COCOeval
 
 from yolov9 import YOLOv9, build_model
 from yolov9.errors import ConfigError
-from yolov9.data.transforms import letterbox
-from yolov9.eval.metrics import coco_ap, match_predictions
-from yolov9.eval.validator import to_original_pixels, validate
+from yolov9.engine.validator import validate
+from yolov9.eval.box_evaluator import BoxEvaluator
+from yolov9.eval.metrics import precision_recall_curves
+from yolov9.ops.boxes import ltwh2xyxy, xyxy2xywh
+from yolov9.ops.letterbox import Letterbox
+from yolov9.runtime import Backend
 
 
 def test_letterbox_inverse_maps_back_exactly():
-    image = np.zeros((300, 500, 3), np.uint8)
-    boxed, gain, pad = letterbox(image, (320, 320), auto=False)
+    box = Letterbox.fit((300, 500), (320, 320), auto=False)
+    assert box.apply(np.zeros((300, 500, 3), np.uint8)).shape == (320, 320, 3)
     original = torch.tensor([[10.0, 20.0, 400.0, 290.0]])
-    gain_h, gain_w = gain
-    pad_w, pad_h = pad
+    gain_h, gain_w = box.gain
+    pad_w, pad_h = box.pad
     boxed_xyxy = original * torch.tensor([gain_w, gain_h, gain_w, gain_h]) + torch.tensor([pad_w, pad_h, pad_w, pad_h])
-    back = to_original_pixels(boxed_xyxy, (gain, pad), (300, 500))
-    torch.testing.assert_close(back, original)
+    torch.testing.assert_close(box.boxes_to_canvas(original), boxed_xyxy)
+    torch.testing.assert_close(box.boxes_to_original(boxed_xyxy), original)
 
 
-def test_match_predictions_analytic():
-    labels = torch.tensor([[0, 0, 0, 10, 10], [1, 20, 20, 30, 30]], dtype=torch.float32)
-    detections = torch.tensor([[0, 0, 10, 8, 0.9, 0],      # IoU 0.8 with label 0
-                               [0, 0, 10, 10, 0.8, 0],     # IoU 1.0 with label 0: takes it at every threshold
-                               [20, 20, 30, 30, 0.7, 0]])  # right box, wrong class
-    correct = match_predictions(detections, labels)
-    assert correct[1].all() and not correct[2].any()
-    assert not correct[0].any()  # label 0 is used by the better-matching detection
+def test_precision_recall_curves_analytic():
+    """2 positives; counted detections ranked TP, FP, TP -> the best F1 (0.8) is at the lowest confidence, with
+    P = 2/3 and R = 1; an ignored detection (crowd / beyond max_det) takes no part even at the top."""
+    tp, counted = np.array([True, False, True, False]), np.array([True, True, True, False])
+    curves = precision_recall_curves(tp, counted, np.array([0.9, 0.8, 0.7, 0.95]), np.zeros(4), np.array([2]))
+    assert curves["precision"][0] == pytest.approx(2 / 3) and curves["recall"][0] == pytest.approx(1.0)
+    assert curves["f1"][0] == pytest.approx(0.8)
 
 
-def test_coco_ap_analytic():
-    # 2 positives; ranked hits: TP, FP, TP -> precision 1, 1/2, 2/3 -> monotone 1 (r<=.5), 2/3 (.5<r<=1)
-    recall, precision = np.array([0.5, 0.5, 1.0]), np.array([1.0, 0.5, 2 / 3])
-    assert coco_ap(recall, precision) == pytest.approx((51 * 1.0 + 50 * 2 / 3) / 101)
+def test_p_r_and_map_come_from_one_coco_matching():
+    """COCO matches in score order: the first detection (IoU 0.6) takes the label, the better-placed second one is a
+    duplicate. mAP50 = 1 and, from the same matching, P = R = 1 at the best F1 (a matcher that pairs by IoU
+    first would call the first detection a false positive and report P = 0.5)."""
+    evaluator = BoxEvaluator(["a"])
+    box = Letterbox.fit((100, 100), (100, 100))
+    batch = {"images": torch.zeros(1, 3, 100, 100), "paths": ["1.jpg"], "letterboxes": [box],
+             "targets": torch.tensor([[0, 0, 0.5, 0.5, 0.4, 0.4]])}  # label box (30, 30, 70, 70)
+    detections = torch.tensor([[30, 30, 70, 54, 0.9, 0], [31, 31, 70, 70, 0.8, 0]])  # IoU 0.6, then 0.95
+    evaluator.process(batch, [detections])
+    metrics = evaluator.evaluate()
+    assert metrics["mAP50"] == pytest.approx(1.0)
+    assert metrics["precision"] == pytest.approx(1.0, abs=0.01) and metrics["recall"] == pytest.approx(1.0, abs=0.01)
 
 
 def write_dataset(root, images: int = 4) -> tuple[str, dict]:
@@ -136,3 +148,49 @@ def test_validate_onnx_export_equals_pytorch(tmp_path):
     nms_path = export(model, imgsz=128, nms=True, file=tmp_path / "nms.onnx", verbose=False)
     with pytest.raises(ConfigError, match="in-graph NMS"):
         validate(str(nms_path), data, **options)
+
+
+class OracleBackend(Backend):
+    """A 'model' that knows the answer: the ground-truth boxes of one image, jittered, plus false positives,
+    returned as the (B, 4 + nc, A) head output in the letterboxed input's pixels."""
+
+    format, names, stride = "oracle", ["car"], 32
+
+    def __init__(self, boxes_xyxy: np.ndarray, shape: tuple[int, int]):
+        rng = np.random.default_rng(3)
+        jitter = rng.normal(0, 6, boxes_xyxy.shape)
+        false = np.array([[50, 50, 120, 110], [900, 100, 980, 160], [230, 450, 330, 560]], np.float64)
+        self.boxes = np.concatenate((boxes_xyxy + jitter, false))
+        self.scores = np.concatenate((rng.uniform(0.3, 0.95, len(boxes_xyxy)), [0.9, 0.6, 0.8]))
+        self.shape = shape
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        box = Letterbox.fit(self.shape, images.shape[2:], scaleup=True)
+        xywh = xyxy2xywh(box.boxes_to_canvas(torch.tensor(self.boxes, dtype=torch.float32)))
+        return torch.cat((xywh, torch.tensor(self.scores, dtype=torch.float32)[:, None]), 1).T[None]
+
+
+def test_save_json_scores_against_the_original_coco_json(tmp_path):
+    """COCO json input: predictions.json carries the json's own image and category ids, so pycocotools scores it
+    against the ORIGINAL annotation file, and gets our mAP."""
+    asset = Path(__file__).parent / "assets" / "sahi_terrain2"
+    ground_truth = json.loads((asset / "terrain2_coco.json").read_text())
+    data = tmp_path / "data.yaml"
+    data.write_text(f"path: {asset}\nval: terrain2_coco.json\n")
+    boxes = ltwh2xyxy(np.array([a["bbox"] for a in ground_truth["annotations"]], np.float64))
+    image = ground_truth["images"][0]
+    oracle = OracleBackend(boxes, (image["height"], image["width"]))
+    results = validate(oracle, str(data), imgsz=640, batch=1, workers=0, save_json=True, plots=False,
+                       save_dir=tmp_path / "val", verbose=False)
+    rows = json.loads(results["json"].read_text())
+    assert {r["image_id"] for r in rows} == {image["id"]} and {r["category_id"] for r in rows} == {1}
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt = COCO(str(asset / "terrain2_coco.json"))
+        evaluator = COCOeval(coco_gt, coco_gt.loadRes(rows), "bbox")
+        evaluator.params.maxDets = [1, 10, 300]
+        evaluator.evaluate()
+        evaluator.accumulate()
+    precision = evaluator.eval["precision"][:, :, :, 0, -1]
+    assert 0.2 < results["mAP50-95"] < 0.95
+    assert results["mAP50-95"] == pytest.approx(precision[precision > -1].mean(), abs=1e-6)
+    assert results["mAP50"] == pytest.approx(precision[0][precision[0] > -1].mean(), abs=1e-6)

@@ -1,68 +1,78 @@
-"""`YOLOv9`: one object for the whole life of a detector (build or load, train, validate, predict, export).
+"""`YOLOv9`: one object for the whole life of a model (build or load, train, validate, predict, export).
 
 Each method is a thin call into the engine that does the work, so the CLI and the Python API stay mirrors.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
-from yolov9.models import DetectionModel, build_model
-
-CHECKPOINT_SUFFIXES = (".pt", ".pth")
+from yolov9.callbacks import Callbacks
+from yolov9.models import DetectionModel
+from yolov9.runtime import Backend, load_model, require_trainable
 
 
 class YOLOv9:
-    """A detector: `YOLOv9("yolov9-s.yaml")` builds one, `YOLOv9("best.pt")` loads ours or an official file.
+    """A model: `YOLOv9("yolov9-s")` builds one from a config, `YOLOv9("best.pt")` loads ours or an official
+    checkpoint, `YOLOv9("best.onnx")` an exported file (predict and val only).
 
     A model built from a config starts from the initial weights of `seed` (the same in every process).
     """
 
-    def __init__(self, model: Union[str, Path, DetectionModel] = "yolov9-t", nc: Optional[int] = None,
+    def __init__(self, model: Union[str, Path, DetectionModel, Backend] = "yolov9-t", nc: Optional[int] = None,
                  seed: int = 0):
         self.source = model
-        if isinstance(model, DetectionModel):
-            self.model = model
-        elif Path(str(model)).suffix == ".onnx":
-            from yolov9.export.runtime import OnnxBackend
+        self._model = load_model(model, nc=nc, seed=seed)
+        self.callbacks = Callbacks()
 
-            self.model = OnnxBackend(model)
-        elif Path(str(model)).suffix in CHECKPOINT_SUFFIXES:
-            from yolov9.io.checkpoint import load
+    @property
+    def model(self) -> DetectionModel:
+        """The trainable model (an exported file has none: a clear error says so)."""
+        return require_trainable(self._model, "be trained, exported or inspected layer by layer")
 
-            self.model = load(model)
-        else:
-            self.model = build_model(model, nc=nc, seed=seed)
+    @property
+    def backend(self) -> Union[DetectionModel, Backend]:
+        """What predict and val run: the model, or the exported file's runtime."""
+        return self._model
 
     @property
     def names(self) -> list[str]:
-        return self.model.names
+        return list(self._model.names)
+
+    @property
+    def task(self) -> str:
+        return getattr(self._model, "task", "detect")
+
+    def add_callback(self, event: str, fn: Callable[[Any], None]) -> None:
+        """Call `fn(owner)` at `event` of train / val / predict / export (see `yolov9.callbacks.EVENTS`)."""
+        self.callbacks.add(event, fn)
 
     def train(self, data: Union[str, Path], **options: Any) -> dict:
-        """Train on a dataset YAML; returns final metrics and the run folder. `self.model` becomes the best EMA."""
+        """Train on a dataset YAML; returns final metrics and the run folder. The model becomes the best EMA."""
         from yolov9.engine.trainer import train
 
-        result = train(self.model, data=data, **options)
-        self.model = result["model"]
+        result = train(require_trainable(self._model, "be trained"), data=data, callbacks=self.callbacks, **options)
+        self._model = result["model"]
         return result
 
     def val(self, data: Union[str, Path], **options: Any) -> dict:
         """Validate on a dataset YAML split; returns the metrics dict."""
-        from yolov9.eval.validator import validate
+        from yolov9.engine.validator import validate
 
-        return validate(self.model, data=data, **options)
+        return validate(self._model, data=data, callbacks=self.callbacks, **options)
 
     def predict(self, source: Any, **options: Any) -> list:
-        """Detect objects in an image, folder, glob, list file, video or webcam; returns a Results per image."""
+        """Run on an image, folder, glob, list file, video or webcam; returns a Results per image."""
         from yolov9.engine.predictor import predict
 
-        return predict(self.model, source, **options)
+        return predict(self._model, source, callbacks=self.callbacks, **options)
 
     def export(self, format: str = "onnx", **options: Any) -> Path:
         """Export the stripped, fused model (e.g. ONNX, optionally with NMS or INT8); returns the file path."""
         from yolov9.export.exporter import export
 
-        return export(self.model, format=format, **options)
+        return export(require_trainable(self._model, "be exported again"), format=format, callbacks=self.callbacks,
+                      **options)
 
     def info(self, imgsz: int = 640) -> dict:
         return self.model.info(imgsz)

@@ -10,7 +10,7 @@ import importlib
 import sys
 from typing import Optional, Sequence
 
-from yolov9 import __version__
+from yolov9.version import __version__
 from yolov9.errors import YOLOv9Error
 
 COMMANDS = ("info", "dataset", "data", "checkpoint", "detect", "export", "train", "val", "demo")

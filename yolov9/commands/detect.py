@@ -5,14 +5,7 @@ import argparse
 from pathlib import Path
 
 from yolov9.engine.predictor import stream
-
-
-def next_run_dir(project: Path, name: str, exist_ok: bool) -> Path:
-    """project/name, or project/name2, name3, ... when it exists (unless exist_ok)."""
-    candidate, n = project / name, 2
-    while candidate.exists() and not exist_ok:
-        candidate, n = project / f"{name}{n}", n + 1
-    return candidate
+from yolov9.engine.run_dir import increment_path
 
 
 def register(subparsers) -> None:
@@ -40,7 +33,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    save_dir = None if args.nosave else next_run_dir(Path(args.project), args.name, args.exist_ok)
+    save_dir = None if args.nosave else increment_path(Path(args.project) / args.name, args.exist_ok)
     imgsz = args.imgsz[0] if len(args.imgsz) == 1 else tuple(args.imgsz[:2])
     total = 0
     for result in stream(args.weights, args.source, imgsz=imgsz, conf=args.conf, iou=args.iou,

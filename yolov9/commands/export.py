@@ -29,12 +29,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     imgsz = args.imgsz[0] if len(args.imgsz) == 1 else tuple(args.imgsz[:2])
-    weights = args.weights
-    if not weights.endswith((".pt", ".pth")):
-        from yolov9.models import build_model
-
-        weights = build_model(weights)
-    path = export(weights, format=args.format, imgsz=imgsz, batch=args.batch, dynamic=args.dynamic, nms=args.nms,
+    path = export(args.weights, format=args.format, imgsz=imgsz, batch=args.batch, dynamic=args.dynamic, nms=args.nms,
                   half=args.half, int8=args.int8, data=args.data, calib_images=args.calib_images, opset=args.opset,
                   conf=args.conf, iou=args.iou, max_det=args.max_det, file=args.file)
     print(f"exported {path}")

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from yolov9.models import build_model
 from yolov9.models.detection_model import DetectionModel
+from yolov9.runtime import load_model, require_trainable
 
 
 def register(subparsers) -> None:
@@ -24,13 +24,13 @@ def layer_table(model: DetectionModel) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    model = build_model(args.config, nc=args.nc)
+    model = require_trainable(load_model(args.config, nc=args.nc), "be described layer by layer")
     print(layer_table(model))
     unfused = model.info(args.imgsz)
     fused = model.eval().fuse().info(args.imgsz)
     name = model.yaml.get("yaml_file", "model")
-    print(f"{name} summary: {unfused['layers']} layers, {unfused['branches']} head branch(es), nc={unfused['nc']}, "
-          f"strides {unfused['strides']}")
+    print(f"{name} summary: {unfused['task']} model, {unfused['layers']} layers, {unfused['branches']} head "
+          f"branch(es), nc={unfused['nc']}, strides {unfused['strides']}")
     print(f"  unfused: {unfused['params']:,} parameters, {unfused['gflops']:.1f} GFLOPs at {args.imgsz}")
     print(f"  fused:   {fused['params']:,} parameters, {fused['gflops']:.1f} GFLOPs at {args.imgsz}")
     return 0

@@ -55,13 +55,12 @@ def run(args: argparse.Namespace) -> int:
     from yolov9.api import YOLOv9
     from yolov9.engine.trainer import train
 
-    options = {k: v for k, v in vars(args).items() if k not in ("func", "command", "model")}
+    options = {k: v for k, v in vars(args).items() if k not in ("func", "command", "model", "data")}
     options["freeze"] = options["freeze"][0] if len(options["freeze"]) == 1 else options["freeze"]
     options["hyp_overrides"] = dict(options["hyp_overrides"])
     if args.resume:
-        train(None, **{k: v for k, v in options.items() if k in ("resume", "device", "data")})
+        train(None, data=args.data, **{k: v for k, v in options.items() if k in ("resume", "device")})
         return 0
-    model = YOLOv9(args.model or "yolov9-t", seed=args.seed).model
-    result = train(model, **options)
+    result = YOLOv9(args.model or "yolov9-t", seed=args.seed).train(args.data, **options)
     print(f"results saved to {result['save_dir']}")
     return 0

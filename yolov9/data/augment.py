@@ -10,7 +10,9 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from yolov9.data.transforms import PAD_VALUE, Sample, clip_boxes
+from yolov9.data.transforms import Sample
+from yolov9.ops.boxes import clip_boxes
+from yolov9.ops.letterbox import PAD_VALUE
 
 
 def box_candidates(before: np.ndarray, after: np.ndarray, wh_thr: float = 2, ar_thr: float = 100,

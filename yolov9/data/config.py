@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Mapping, Union
+from typing import Any, Mapping, Sequence, Union
+
+import yaml
 
 from yolov9.cfg import read_yaml
 from yolov9.errors import ConfigError, DatasetError
+from yolov9.io.atomic import atomic_write_bytes
 
 IMAGE_SUFFIXES = (".bmp", ".dng", ".jpeg", ".jpg", ".mpo", ".png", ".tif", ".tiff", ".webp", ".pfm")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpeg", ".mpg", ".wmv", ".webm", ".gif", ".ts")
 SPLITS = ("train", "val", "test")
 
 
@@ -40,8 +44,9 @@ def coco_image_folder(json_file: Path, root: Path) -> Path:
     return json_file.parent
 
 
-def _resolve_split(entry: Any, root: Path, key: str, source: str) -> tuple[list[Path], list[Path]]:
-    """(image files, COCO json files) of one split entry."""
+def _resolve_split(entry: Any, root: Path, key: str, source: str, image_ids: dict
+                   ) -> tuple[list[Path], list[Path]]:
+    """(image files, COCO json files) of one split entry; COCO image ids go into `image_ids` (path -> id)."""
     entries = entry if isinstance(entry, (list, tuple)) else [entry]
     images: list[Path] = []
     coco: list[Path] = []
@@ -56,15 +61,26 @@ def _resolve_split(entry: Any, root: Path, key: str, source: str) -> tuple[list[
         elif path.suffix == ".json" and path.is_file():
             coco.append(path)
             folder = coco_image_folder(path, root)
-            images += [folder / f for f in coco_file_names(path)]
+            for image in coco_images(path):
+                images.append(folder / image["file_name"])
+                image_ids[str(images[-1])] = image["id"]
         else:
             raise DatasetError(f"{source}: key {key!r}: {path} is not an image folder, a .txt list or a .json file")
     return images, coco
 
 
-def coco_file_names(json_file: Path) -> list[str]:
-    """The `file_name` of every image in a COCO json, in file order."""
-    return [image["file_name"] for image in read_json(json_file)["images"]]
+def coco_images(json_file: Path) -> list[dict]:
+    """The `images` records (file_name, id, ...) of a COCO json, in file order."""
+    images = read_json(json_file).get("images")
+    if not isinstance(images, list) or not all(isinstance(i, dict) and "file_name" in i and "id" in i
+                                                for i in images):
+        raise DatasetError(f"{json_file}: `images` must be a list of records with `file_name` and `id`")
+    return images
+
+
+def coco_category_ids(json_file: Path) -> list:
+    """The COCO category ids of a json, sorted: class index k is category id `coco_category_ids(f)[k]`."""
+    return sorted(c["id"] for c in read_json(json_file)["categories"])
 
 
 def read_json(path: Path) -> dict:
@@ -94,10 +110,13 @@ def _names(data: Mapping, coco: list[Path], source: str) -> list[str]:
 
 
 def load_data_config(data: Union[str, Path, Mapping[str, Any]]) -> dict:
-    """Read a dataset YAML (or dict) into {path, train, val, test, names, nc, yaml_file, coco}.
+    """Read a dataset YAML (or dict) into {path, train, val, test, names, nc, yaml_file, coco, image_ids,
+    category_ids}.
 
     train/val/test are lists of image files (empty when the split is absent); `coco` maps a split to its
-    COCO json files (empty list for YOLO txt splits).
+    COCO json files (empty list for YOLO txt splits). For COCO json splits `image_ids` maps each image path (str)
+    to its COCO image id and `category_ids` lists the COCO category id of each class index (None for YOLO txt
+    datasets, whose category ids are the class indices).
     """
     if isinstance(data, Mapping):
         raw, source, base = dict(data), "data config", Path.cwd()
@@ -105,15 +124,28 @@ def load_data_config(data: Union[str, Path, Mapping[str, Any]]) -> dict:
         raw, source, base = read_yaml(data), str(data), Path(data).resolve().parent
     root = Path(str(raw.get("path", ""))).expanduser()
     root = root if root.is_absolute() else (base / root).resolve()
-    config: dict[str, Any] = {"path": root, "yaml_file": None if isinstance(data, Mapping) else str(data), "coco": {}}
+    config: dict[str, Any] = {"path": root, "yaml_file": None if isinstance(data, Mapping) else str(data), "coco": {},
+                              "image_ids": {}}
     if "train" not in raw and "val" not in raw:
         raise ConfigError(f"{source}: needs at least one of the keys 'train' and 'val'")
     for split in SPLITS:
         if raw.get(split) in (None, ""):
             config[split], config["coco"][split] = [], []
             continue
-        config[split], config["coco"][split] = _resolve_split(raw[split], root, split, source)
+        config[split], config["coco"][split] = _resolve_split(raw[split], root, split, source, config["image_ids"])
     all_coco = [p for files in config["coco"].values() for p in files]
     config["names"] = _names(raw, all_coco, source)
+    config["category_ids"] = coco_category_ids(all_coco[0]) if all_coco else None
     config["nc"] = len(config["names"])
+    return config
+
+
+def write_data_yaml(path: Union[str, Path], names: Sequence[str], splits: Mapping[str, str], root: str = ".",
+                    header: str = "") -> dict:
+    """Write a dataset YAML in the official form (`path`, the splits, `names` as a dict id -> name), atomically.
+
+    `root` is the dataset folder as written in `path` ("." = the YAML's own folder)."""
+    config = {"path": root, **splits, "names": {i: str(name) for i, name in enumerate(names)}}
+    text = (header + "\n" if header else "") + yaml.safe_dump(config, sort_keys=False)
+    atomic_write_bytes(path, text.encode())
     return config

@@ -15,11 +15,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from yolov9.cfg.hyp import Hyperparameters
 from yolov9.data.augment import copy_paste, mixup, mosaic4, random_perspective, scaled_mosaic4
 from yolov9.data.scan import ScanResult
 from yolov9.data.transforms import (Sample, augment_hsv, letterbox_sample, random_flips, read_image,
                                     resize_long_side, to_targets)
 from yolov9.errors import DatasetError
+from yolov9.ops.boxes import denormalize_boxes, xywh2xyxy
+from yolov9.ops.letterbox import Letterbox
 
 
 def rect_batch_shapes(shapes: np.ndarray, batch: int, imgsz: int, stride: int, pad: float
@@ -41,9 +44,10 @@ def rect_batch_shapes(shapes: np.ndarray, batch: int, imgsz: int, stride: int, p
 
 
 class DetectionDataset(Dataset):
-    """Samples of one split. Train: mosaic/mixup/copy-paste/perspective/HSV/flips. Val: rect letterbox."""
+    """Samples of one split. Train (`hyp` given): mosaic/mixup/copy-paste/perspective/HSV/flips. Val (`hyp`
+    None): rect letterbox."""
 
-    def __init__(self, scan: ScanResult, imgsz: int, hyp: dict, augment: bool, seed: int = 0,
+    def __init__(self, scan: ScanResult, imgsz: int, hyp: Optional[Hyperparameters] = None, seed: int = 0,
                  single_cls: bool = False, rect_batch: Optional[int] = None, stride: int = 32, pad: float = 0.5,
                  cache: Optional[str] = None, buffer_size: int = 0, partner_group: int = 0) -> None:
         self.files, self.shapes = scan.files, scan.shapes
@@ -51,16 +55,17 @@ class DetectionDataset(Dataset):
         self.seg_points, self.seg_offsets = scan.seg_points, scan.seg_offsets
         if single_cls:
             self.labels[:, 0] = 0
-        self.imgsz, self.hyp, self.augment, self.seed = imgsz, dict(hyp), augment, seed
+        augment = hyp is not None
+        self.imgsz, self.hyp, self.augment, self.seed = imgsz, hyp, augment, seed
         # epoch and mosaic switch live in shared memory, so persistent workers see the trainer's changes
         self._shared = torch.zeros(2, dtype=torch.int64).share_memory_()
-        self.mosaic = augment and hyp.get("mosaic", 0) > 0
+        self.mosaic = augment and hyp.mosaic > 0
         self.buffer_size = buffer_size if augment else 0
         self.partner_group = partner_group
         self._order_epoch, self._order, self._position = -1, np.zeros(0, np.int64), np.zeros(0, np.int64)
         # the default recipe only scales and translates: the mosaic is then resized straight to imgsz
-        no_copy_paste = not hyp.get("copy_paste") or not len(self.seg_points)
-        self.scale_only = no_copy_paste and not (hyp.get("degrees") or hyp.get("shear") or hyp.get("perspective"))
+        no_copy_paste = not augment or not hyp.copy_paste or not len(self.seg_points)
+        self.scale_only = no_copy_paste and not (augment and (hyp.degrees or hyp.shear or hyp.perspective))
         self._recent: dict[int, np.ndarray] = {}
         if rect_batch:
             self.order, self.batch_shapes = rect_batch_shapes(self.shapes, rect_batch, imgsz, stride, pad)
@@ -152,7 +157,7 @@ class DetectionDataset(Dataset):
         h, w = image.shape[:2]
         lo, hi = self.offsets[i], self.offsets[i + 1]
         rows = self.labels[lo:hi]
-        boxes = np.concatenate((rows[:, 1:3] - rows[:, 3:5] / 2, rows[:, 1:3] + rows[:, 3:5] / 2), 1) * (w, h, w, h)
+        boxes = denormalize_boxes(xywh2xyxy(rows[:, 1:5]), (h, w))
         points = self.seg_offsets[lo:hi + 1]
         segments = [self.seg_points[a:b] * (w, h) for a, b in zip(points[:-1], points[1:])]
         return Sample(image, boxes.astype(np.float32), rows[:, 0].copy(), segments)
@@ -183,46 +188,46 @@ class DetectionDataset(Dataset):
         hyp, s = self.hyp, self.imgsz
         indices = [index, *self.partner_indices(index, rng, 3)]
         if self.scale_only:
-            return scaled_mosaic4(self.load, indices, s, rng, hyp["translate"], hyp["scale"])
+            return scaled_mosaic4(self.load, indices, s, rng, hyp.translate, hyp.scale)
         sample = mosaic4(self.load, indices, s, rng)
-        sample = copy_paste(sample, rng, hyp["copy_paste"])
-        return random_perspective(sample, rng, (s, s), hyp["degrees"], hyp["translate"], hyp["scale"],
-                                  hyp["shear"], hyp["perspective"])
+        sample = copy_paste(sample, rng, hyp.copy_paste)
+        return random_perspective(sample, rng, (s, s), hyp.degrees, hyp.translate, hyp.scale, hyp.shear,
+                                  hyp.perspective)
 
-    def train_sample(self, index: int) -> tuple[Sample, tuple]:
+    def train_sample(self, index: int) -> Sample:
         hyp, rng = self.hyp, self.generator(index)
-        ratio_pad = ((1.0, 1.0), (0, 0))
-        if self.mosaic and rng.random() < hyp["mosaic"]:
+        if self.mosaic and rng.random() < hyp.mosaic:
             sample = self.augmented_mosaic(index, rng)
-            if rng.random() < hyp["mixup"]:
+            if rng.random() < hyp.mixup:
                 sample = mixup(sample, self.augmented_mosaic(self.partner_indices(index, rng, 1)[0], rng), rng)
         else:
-            sample, ratio_pad = self._letterboxed(index, (self.imgsz, self.imgsz), scaleup=True)
-            sample = random_perspective(sample, rng, sample.image.shape[:2], hyp["degrees"], hyp["translate"],
-                                        hyp["scale"], hyp["shear"], hyp["perspective"])
-        image = augment_hsv(sample.image, rng, hyp["hsv_h"], hyp["hsv_s"], hyp["hsv_v"])
-        sample = random_flips(Sample(image, sample.boxes, sample.classes, sample.segments), rng,
-                              hyp["flipud"], hyp["fliplr"])
-        return sample, ratio_pad
+            sample = self.letterboxed(index, (self.imgsz, self.imgsz), scaleup=True)[0]
+            sample = random_perspective(sample, rng, sample.image.shape[:2], hyp.degrees, hyp.translate, hyp.scale,
+                                        hyp.shear, hyp.perspective)
+        image = augment_hsv(sample.image, rng, hyp.hsv_h, hyp.hsv_s, hyp.hsv_v)
+        return random_flips(Sample(image, sample.boxes, sample.classes, sample.segments), rng, hyp.flipud,
+                            hyp.fliplr)
 
-    def _letterboxed(self, i: int, shape, scaleup: bool) -> tuple[Sample, tuple]:
+    def letterboxed(self, i: int, shape, scaleup: bool) -> tuple[Sample, Letterbox]:
+        """Image i letterboxed to `shape`, and the letterbox from the ORIGINAL file's pixels to the canvas."""
         sample = self.load(i)
-        h0, w0 = (int(v) for v in self.shapes[i])
-        h1, w1 = sample.image.shape[:2]
-        sample, (gain_h, gain_w), pad = letterbox_sample(sample, tuple(int(v) for v in shape), scaleup=scaleup)
-        return sample, ((h1 / h0 * gain_h, w1 / w0 * gain_w), pad)
+        sample, box = letterbox_sample(sample, tuple(int(v) for v in shape), scaleup=scaleup)
+        return sample, box.from_source(self.shapes[i])
 
     def __getitem__(self, index: int):
-        """(image uint8 (3, H, W) RGB, targets (n, 5) [cls, cx, cy, w, h] normalised, path, (h0, w0), ratio_pad)."""
+        """(image uint8 (3, H, W) RGB, targets (n, 5) [cls, cx, cy, w, h] normalised, path, letterbox).
+
+        The letterbox maps the original file's pixels to the returned image (identity for augmented samples).
+        """
         i = int(self.order[index])
         if self.augment:
-            sample, ratio_pad = self.train_sample(i)
+            sample = self.train_sample(i)
+            box = Letterbox.fit(sample.image.shape[:2], sample.image.shape[:2])
         else:
             shape = self.batch_shapes[index] if self.batch_shapes is not None else (self.imgsz, self.imgsz)
-            sample, ratio_pad = self._letterboxed(i, shape, scaleup=False)
+            sample, box = self.letterboxed(i, shape, scaleup=False)
         image = torch.from_numpy(np.stack(cv2.split(sample.image)))  # HWC -> CHW, faster than a strided copy
-        h0, w0 = (int(v) for v in self.shapes[i])
-        return image, torch.from_numpy(to_targets(sample)), str(self.files[i]), (h0, w0), ratio_pad
+        return image, torch.from_numpy(to_targets(sample)), str(self.files[i]), box
 
 
 def _load_malloc_trim():
@@ -243,7 +248,7 @@ def collate(items: list) -> dict:
     """
     if _MALLOC_TRIM is not None:
         _MALLOC_TRIM(0)
-    images, targets, paths, shapes, ratio_pads = zip(*items)
+    images, targets, paths, letterboxes = zip(*items)
     indexed = [torch.cat((torch.full((len(t), 1), float(b)), t), 1) for b, t in enumerate(targets)]
     return {"images": torch.stack(images), "targets": torch.cat(indexed) if indexed else torch.zeros((0, 6)),
-            "paths": list(paths), "orig_shapes": list(shapes), "ratio_pad": list(ratio_pads)}
+            "paths": list(paths), "letterboxes": list(letterboxes)}

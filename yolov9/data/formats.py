@@ -8,13 +8,14 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import NamedTuple, Optional, Union
+from typing import NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 
-from yolov9.data.config import coco_image_folder, read_json
+from yolov9.data.config import coco_image_folder, read_json, write_data_yaml
 from yolov9.errors import DatasetError
 from yolov9.io.atomic import atomic_write_bytes
+from yolov9.ops.boxes import ltwh2xyxy, normalize_boxes, xywh2xyxy, xyxy2xywh
 
 COORD_TOLERANCE = 0.01  # normalised coordinates within [-tol, 1 + tol] are clipped, beyond are errors
 ROUND_OFF = 1e-5  # overshoot of labels written with ~6 decimals: clipped without a report
@@ -57,7 +58,7 @@ def parse_yolo_label(text: str, nc: int, file: str) -> Labels:
         elif len(values) >= 7 and len(values) % 2 == 1:
             polygon = values[1:].reshape(-1, 2)
             lo, hi = polygon.min(0), polygon.max(0)
-            rows.append(np.array([values[0], *(lo + hi) / 2, *(hi - lo)]))
+            rows.append(np.concatenate(([values[0]], xyxy2xywh(np.concatenate((lo, hi))))))
             segments.append(polygon.astype(np.float32))
         else:
             problems.append(Problem(file, str(number), ERROR,
@@ -84,7 +85,7 @@ def validate_rows(rows: np.ndarray, segments: list, lines: list, nc: int, file: 
     finite = np.isfinite(rows).all(1)
     cls = rows[:, 0]
     bad_class = finite & ((cls < 0) | (cls >= nc) | (cls != np.round(cls)))
-    xyxy = np.concatenate((rows[:, 1:3] - rows[:, 3:5] / 2, rows[:, 1:3] + rows[:, 3:5] / 2), 1)
+    xyxy = xywh2xyxy(rows[:, 1:5])
     outside = finite & ~bad_class & ((xyxy < -COORD_TOLERANCE) | (xyxy > 1 + COORD_TOLERANCE)).any(1)
     for i in np.flatnonzero(~finite):
         problems.append(Problem(file, lines[i], ERROR, "NaN or infinite value"))
@@ -104,7 +105,7 @@ def validate_rows(rows: np.ndarray, segments: list, lines: list, nc: int, file: 
     for i in np.flatnonzero(zero):
         problems.append(Problem(file, lines[i], FIXED, "zero-area box; row dropped"))
     keep &= ~zero
-    cleaned = np.concatenate((cls[:, None], (xyxy[:, :2] + xyxy[:, 2:]) / 2, wh), 1)
+    cleaned = np.concatenate((cls[:, None], xyxy2xywh(xyxy)), 1)
     _, first = np.unique(np.where(keep[:, None], cleaned, np.nan).round(6), axis=0, return_index=True)
     duplicate = keep.copy()
     duplicate[first] = False
@@ -143,26 +144,35 @@ def _coco_labels(data: dict, json_file: Union[str, Path], nc: Optional[int]) -> 
     for image in data["images"]:
         w, h = float(image["width"]), float(image["height"])
         annotations = per_image[image["id"]]
-        rows, segments, lines = [], [], []
+        segments, lines = [], []
+        classes = np.array([to_class.get(a["category_id"], -1) for a in annotations], np.float64)
+        boxes = np.array([a["bbox"] for a in annotations], np.float64).reshape(-1, 4)
+        xywh = normalize_boxes(xyxy2xywh(ltwh2xyxy(boxes)), (h, w))
         for a in annotations:
-            x, y, bw, bh = (float(v) for v in a["bbox"])
-            rows.append([to_class.get(a["category_id"], -1), (x + bw / 2) / w, (y + bh / 2) / h, bw / w, bh / h])
             polygons = a.get("segmentation") if isinstance(a.get("segmentation"), list) else []
             polygon = max(polygons, key=len) if polygons else []
             segments.append((np.array(polygon, np.float32).reshape(-1, 2) / (w, h)).astype(np.float32))
             lines.append(f"annotation {a.get('id', '?')}")
-        array = np.array(rows, np.float64).reshape(-1, 5)
-        out[image["file_name"]] = validate_rows(array, segments, lines, nc, str(json_file))
+        rows = np.concatenate((classes[:, None], xywh), 1)
+        out[image["file_name"]] = validate_rows(rows, segments, lines, nc, str(json_file))
     return out
 
 
-def format_yolo_rows(labels: Labels) -> str:
-    """YOLO txt text of rows (polygons written where present)."""
+def yolo_label_text(classes: np.ndarray, coordinates: Sequence[np.ndarray],
+                    confidences: Optional[np.ndarray] = None) -> str:
+    """YOLO txt: one line per object, its class, its normalised coordinates (`cx cy w h`, or a polygon
+    `x1 y1 x2 y2 ...`) with 6 decimals, then its confidence (5 decimals) when given."""
     lines = []
-    for row, segment in zip(labels.rows, labels.segments):
-        values = segment.reshape(-1) if len(segment) >= 3 else row[1:]
-        lines.append(" ".join([str(int(row[0]))] + [f"{v:.6f}" for v in values]))
-    return "\n".join(lines) + ("\n" if lines else "")
+    for i, (cls, values) in enumerate(zip(classes, coordinates)):
+        line = " ".join([str(int(cls))] + [f"{v:.6f}" for v in np.ravel(values)])
+        lines.append(line + (f" {confidences[i]:.5f}" if confidences is not None else "") + "\n")
+    return "".join(lines)
+
+
+def format_yolo_rows(labels: Labels) -> str:
+    """YOLO txt text of scanned rows (polygons written where present)."""
+    coordinates = [segment if len(segment) >= 3 else row[1:] for row, segment in zip(labels.rows, labels.segments)]
+    return yolo_label_text(labels.rows[:, 0], coordinates)
 
 
 def coco_to_yolo(json_file: Union[str, Path], out_dir: Union[str, Path], image_folder: Optional[Path] = None) -> Path:
@@ -187,8 +197,6 @@ def coco_to_yolo(json_file: Union[str, Path], out_dir: Union[str, Path], image_f
         label_file = (labels_out / file_name).with_suffix(".txt")
         label_file.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(label_file, format_yolo_rows(labels).encode())
-    yaml_lines = [f"path: {out_dir.resolve()}", f"train: images/{split}", f"val: images/{split}", "names:"]
-    yaml_lines += [f"  {i}: {name!r}" for i, name in enumerate(names)]
     yaml_file = out_dir / "data.yaml"
-    atomic_write_bytes(yaml_file, ("\n".join(yaml_lines) + "\n").encode())
+    write_data_yaml(yaml_file, names, {"train": f"images/{split}", "val": f"images/{split}"})
     return yaml_file

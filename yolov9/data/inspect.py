@@ -2,17 +2,16 @@
 (`yolov9 data show`)."""
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Optional, Union
 
-import cv2
 import numpy as np
 
-from yolov9.io.atomic import atomic_write_bytes
+from yolov9.cfg.hyp import Hyperparameters
 from yolov9.data.loaders import DataConfig, build_train_loader, resolve_config, scan
 from yolov9.data.scan import ScanResult, format_report
 from yolov9.errors import DatasetError
+from yolov9.plots.training import save_batch_plot
 
 
 def label_statistics(result: ScanResult, names: list[str]) -> str:
@@ -46,36 +45,11 @@ def check_dataset(data: DataConfig, strict: bool = False, max_lines: int = 50) -
     return results
 
 
-def draw_boxes(image: np.ndarray, targets: np.ndarray, names: list[str]) -> np.ndarray:
-    """Draw (n, 5) [cls, cx, cy, w, h] normalised boxes with class names on an RGB image (copy)."""
-    image = np.ascontiguousarray(image).copy()
-    h, w = image.shape[:2]
-    for cls, cx, cy, bw, bh in targets.tolist():
-        color = tuple(int(v) for v in np.random.default_rng(int(cls)).integers(64, 256, 3))
-        p1 = (int((cx - bw / 2) * w), int((cy - bh / 2) * h))
-        p2 = (int((cx + bw / 2) * w), int((cy + bh / 2) * h))
-        cv2.rectangle(image, p1, p2, color, 2)
-        cv2.putText(image, names[int(cls)], (p1[0], max(p1[1] - 3, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.4, color, 1)
-    return image
-
-
 def show_samples(data: DataConfig, out: Union[str, Path] = "samples.png", n: int = 16, imgsz: int = 640,
-                 split: str = "train", seed: int = 0, hyp: Optional[dict] = None) -> Path:
-    """Write a grid PNG of n augmented training samples with their boxes drawn; returns its path."""
+                 split: str = "train", seed: int = 0, hyp: Optional[Hyperparameters] = None) -> Path:
+    """Write a grid image (PNG or JPEG by suffix) of n augmented training samples with their boxes and class
+    names drawn; returns its path."""
     cfg = resolve_config(data)
     loader = build_train_loader(cfg, imgsz, batch=n, hyp=hyp, workers=0, seed=seed, split=split)
     batch = next(iter(loader))
-    images = batch["images"].permute(0, 2, 3, 1).numpy()
-    targets = batch["targets"].numpy()
-    tiles = [draw_boxes(images[i], targets[targets[:, 0] == i, 1:], cfg["names"]) for i in range(len(images))]
-    cols = math.ceil(math.sqrt(len(tiles)))
-    rows = math.ceil(len(tiles) / cols)
-    grid = np.full((rows * imgsz, cols * imgsz, 3), 255, np.uint8)
-    for k, tile in enumerate(tiles):
-        r, c = divmod(k, cols)
-        grid[r * imgsz:(r + 1) * imgsz, c * imgsz:(c + 1) * imgsz] = tile
-    ok, png = cv2.imencode(".png", cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise DatasetError(f"{out}: could not encode the preview as PNG")
-    atomic_write_bytes(out, png.tobytes())
-    return Path(out)
+    return save_batch_plot(batch["images"], batch["targets"], out, names=cfg["names"], max_images=n)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from yolov9.cfg import load_hyp
+from yolov9.cfg.hyp import Hyperparameters, as_hyperparameters
 from yolov9.data.config import load_data_config
 from yolov9.data.dataset import DetectionDataset, collate
 from yolov9.data.scan import ScanResult, format_report, scan_split
@@ -62,11 +62,13 @@ def _loader(dataset: DetectionDataset, batch: int, workers: int, sampler: Option
                       worker_init_fn=_worker_init if workers else None, persistent_workers=workers > 0)
 
 
-def build_train_loader(data_cfg: DataConfig, imgsz: int, batch: int, hyp: Optional[Mapping] = None,
+def build_train_loader(data_cfg: DataConfig, imgsz: int, batch: int, hyp: Optional[Hyperparameters] = None,
                        workers: int = 2, seed: int = 0, rank: int = -1, world_size: int = 1,
                        cache: Optional[str] = None, single_cls: bool = False, split: str = "train",
                        strict: bool = False, partner_group: Optional[int] = None) -> DataLoader:
     """Augmented, shuffled batches; call `loader.dataset.set_epoch(e)` each epoch, set `.mosaic = False` to close it.
+
+    `hyp`: the resolved hyperparameters (None: the official recipe).
 
     Workers persist across epochs; the epoch and the mosaic switch are shared with them through shared memory.
     Each worker keeps its last min(8 * batch, 1000) decoded images (unless cache='ram'). Mosaic and mixup
@@ -74,8 +76,7 @@ def build_train_loader(data_cfg: DataConfig, imgsz: int, batch: int, hyp: Option
     itself), so each image is decoded about once per epoch; partner_group=0 draws them from the whole dataset.
     """
     cfg = resolve_config(data_cfg)
-    hyp = load_hyp(dict(hyp) if hyp is not None else None)
-    dataset = DetectionDataset(scan(cfg, split, strict), imgsz, hyp, augment=True, seed=seed,
+    dataset = DetectionDataset(scan(cfg, split, strict), imgsz, as_hyperparameters(hyp), seed=seed,
                                single_cls=single_cls, cache=cache, buffer_size=min(8 * batch, 1000),
                                partner_group=partner_group if partner_group is not None else batch * world_size)
     return _loader(dataset, batch, workers, EpochShuffleSampler(dataset, rank, world_size))
@@ -85,8 +86,8 @@ def build_val_loader(data_cfg: DataConfig, split: str = "val", imgsz: int = 640,
                      workers: int = 2, stride: int = 32, pad: float = 0.5, single_cls: bool = False,
                      strict: bool = False, cache: Optional[str] = None, rect: bool = True) -> DataLoader:
     """Rectangular batches in aspect-ratio order (or, with rect=False, every image letterboxed to imgsz x imgsz,
-    as fixed-shape exported models need); each batch carries `ratio_pad` to map boxes to original pixels."""
+    as fixed-shape exported models need); each batch carries per image the `Letterbox` from original pixels."""
     cfg = resolve_config(data_cfg)
-    dataset = DetectionDataset(scan(cfg, split, strict), imgsz, load_hyp(), augment=False, single_cls=single_cls,
+    dataset = DetectionDataset(scan(cfg, split, strict), imgsz, single_cls=single_cls,
                                rect_batch=batch if rect else None, stride=stride, pad=pad, cache=cache)
     return _loader(dataset, batch, workers, None)

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Union
 
 import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
 from yolov9.errors import DatasetError
-
-PAD_VALUE = 114
+from yolov9.ops.boxes import normalize_boxes, xyxy2xywh
+from yolov9.ops.letterbox import Letterbox
 _REDUCED_FLAGS = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
 _JPEG_SUFFIXES = (".jpg", ".jpeg", ".mpo")
 
@@ -86,41 +86,13 @@ def resize_long_side(image: np.ndarray, size: int, augment: bool) -> tuple[np.nd
     return cv2.resize(image, (new_w, new_h), interpolation=interpolation), r
 
 
-def letterbox(image: np.ndarray, new_shape: Union[int, Sequence[int]], color=(PAD_VALUE,) * 3, auto: bool = True,
-              scaleup: bool = True, stride: int = 32) -> tuple[np.ndarray, tuple[float, float], tuple[int, int]]:
-    """Resize keeping the aspect ratio and pad to `new_shape` (h, w), the official rule.
-
-    r = min(new / old) (at most 1 unless `scaleup`); the unpadded size is round(w r), round(h r); the padding is
-    split in two halves (left = round(d/2 - 0.1)); `auto=True` pads only up to a multiple of `stride`.
-    Returns (image, (gain_h, gain_w), (pad_left, pad_top)); original_xy = (letterboxed_xy - pad) / gain.
-    """
-    if isinstance(new_shape, int):
-        new_shape = (new_shape, new_shape)
-    h, w = image.shape[:2]
-    r = min(new_shape[0] / h, new_shape[1] / w)
-    if not scaleup:
-        r = min(r, 1.0)
-    new_w, new_h = round(w * r), round(h * r)
-    dw, dh = new_shape[1] - new_w, new_shape[0] - new_h
-    if auto:
-        dw, dh = dw % stride, dh % stride
-    if (w, h) != (new_w, new_h):
-        image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-    top, bottom = round(dh / 2 - 0.1), round(dh / 2 + 0.1)
-    left, right = round(dw / 2 - 0.1), round(dw / 2 + 0.1)
-    if top or bottom or left or right:
-        image = cv2.copyMakeBorder(image, top, bottom, left, right, cv2.BORDER_CONSTANT, value=tuple(color))
-    return image, (new_h / h, new_w / w), (left, top)
-
-
 def letterbox_sample(sample: Sample, new_shape, auto: bool = False, scaleup: bool = True
-                     ) -> tuple[Sample, tuple[float, float], tuple[int, int]]:
-    """`letterbox` applied to a sample's image, boxes and segments."""
-    image, (gain_h, gain_w), (left, top) = letterbox(sample.image, new_shape, auto=auto, scaleup=scaleup)
-    scale, shift = np.array([gain_w, gain_h], np.float32), np.array([left, top], np.float32)
-    boxes = sample.boxes * np.tile(scale, 2) + np.tile(shift, 2)
-    segments = [s * scale + shift for s in sample.segments]
-    return Sample(image, boxes.astype(np.float32), sample.classes, segments), (gain_h, gain_w), (left, top)
+                     ) -> tuple[Sample, Letterbox]:
+    """A sample's image, boxes and segments through `Letterbox.fit(...)`; returns it and the letterbox."""
+    box = Letterbox.fit(sample.image.shape[:2], new_shape, auto=auto, scaleup=scaleup)
+    segments = [box.points_to_canvas(s) for s in sample.segments]
+    return Sample(box.apply(sample.image), box.boxes_to_canvas(sample.boxes).astype(np.float32), sample.classes,
+                  segments), box
 
 
 def augment_hsv(image: np.ndarray, rng: np.random.Generator, hgain: float, sgain: float, vgain: float) -> np.ndarray:
@@ -161,18 +133,5 @@ def random_flips(sample: Sample, rng: np.random.Generator, flipud: float, fliplr
 
 def to_targets(sample: Sample) -> np.ndarray:
     """(n, 5) [class, cx, cy, w, h] normalised to the sample's image size."""
-    h, w = sample.image.shape[:2]
-    boxes = sample.boxes.reshape(-1, 4)
-    xywh = np.stack(((boxes[:, 0] + boxes[:, 2]) / 2 / w, (boxes[:, 1] + boxes[:, 3]) / 2 / h,
-                     (boxes[:, 2] - boxes[:, 0]) / w, (boxes[:, 3] - boxes[:, 1]) / h), 1)
+    xywh = normalize_boxes(xyxy2xywh(sample.boxes.reshape(-1, 4)), sample.image.shape[:2])
     return np.concatenate((sample.classes.reshape(-1, 1), xywh), 1).astype(np.float32)
-
-
-def clip_boxes(boxes: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Clip xyxy boxes (n, 4) to an image of shape (h, w)."""
-    h, w = shape
-    return np.clip(boxes, 0, (w, h, w, h)).astype(np.float32)
-
-
-def empty_sample(image: Optional[np.ndarray] = None) -> Sample:
-    return Sample(image, np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), [])

@@ -15,7 +15,8 @@ import numpy as np
 from yolov9.datasets.sources import PackageData
 from yolov9.datasets.tiling import MIN_SIDE, MIN_VISIBLE, tile_image
 from yolov9.datasets.voc import parse_voc
-from yolov9.datasets.yolo_writer import prepare_output, write_data_yaml, write_sample
+from yolov9.data.config import write_data_yaml
+from yolov9.datasets.yolo_writer import prepare_output, write_sample
 from yolov9.errors import DatasetError
 from yolov9.io.atomic import atomic_write_bytes
 
@@ -28,7 +29,7 @@ TREE_SPLITS: Dict[str, str] = {
     "2019_YELL_2_541000_4977000_image_crop": "val",
     "SOAP_061": "val",
 }
-TILE, OVERLAP, QUALITY, DEMO_IMGSZ = 416, 112, 90, 416
+TILE, OVERLAP, QUALITY, DEMO_IMGSZ = 416, 112, 90, 320
 
 
 def _read_source(data: PackageData, stem: str):
@@ -77,7 +78,7 @@ def build_trees(out: Union[str, Path], source: Optional[Union[str, Path]] = None
             counts["boxes"] += len(piece.boxes)
             counts["clipped"] += int(len(piece.boxes) - inside[piece.source_index].sum())
             counts["slivers"] += int(touching.sum() - len(piece.boxes))
-    write_data_yaml(out / "trees.yaml", ["tree"],
+    write_data_yaml(out / "trees.yaml", ["tree"], {split: f"images/{split}" for split in summary},
                     header=f"# Tree crowns from deepforest {DEEPFOREST_VERSION} (MIT); see README.md. "
                            f"Rebuild: yolov9 dataset trees --out {out.as_posix()} --overwrite")
     atomic_write_bytes(out / "LICENSE", licence.encode())
@@ -111,7 +112,7 @@ One class, `tree` (deepforest's labels `Tree`, `Alive` and `Dead` are all tree c
   area and at least {min_side:g} px of both its width and height remain inside the tile; smaller remnants
   (slivers) are dropped. Largest box side: {largest_side:g} px. {coverage}
 * Split: each source image goes whole into one split, so no validation pixel is ever seen in training.
-* The demo trains at `imgsz {DEMO_IMGSZ}` (one tile per image, no resizing).
+* The demo (`yolov9 demo`) trains at `imgsz {DEMO_IMGSZ}` (each tile resized to {DEMO_IMGSZ} px).
 
 Rebuild (bit-identical on the same OpenCV version):
 

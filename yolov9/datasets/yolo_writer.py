@@ -1,27 +1,25 @@
 """Write a dataset in the YOLO layout: images/<split>/*.jpg, labels/<split>/*.txt and a data YAML.
 
-Each label line is `class cx cy w h`, normalised to the image size. Files are written atomically.
+Each label line is `class cx cy w h`, normalised to the image size. Files are written atomically; the data YAML
+is written by `yolov9.data.config.write_data_yaml`.
 """
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Dict, Sequence
 
 import cv2
 import numpy as np
-import yaml
 
+from yolov9.data.formats import yolo_label_text
 from yolov9.errors import DatasetError
 from yolov9.io.atomic import atomic_write_bytes
+from yolov9.ops.boxes import normalize_boxes, xyxy2xywh
 
 
 def label_lines(boxes: np.ndarray, classes: np.ndarray, width: int, height: int) -> str:
     """Boxes (n, 4) x1y1x2y2 pixels and classes (n,) -> YOLO label text (one `c cx cy w h` line per box)."""
-    scale = np.array([width, height, width, height], dtype=np.float64)
-    xyxy = boxes.astype(np.float64) / scale
-    xywh = np.concatenate([(xyxy[:, :2] + xyxy[:, 2:]) / 2, xyxy[:, 2:] - xyxy[:, :2]], axis=1)
-    return "".join(f"{int(c)} {x:.6f} {y:.6f} {w:.6f} {h:.6f}\n" for c, (x, y, w, h) in zip(classes, xywh))
+    return yolo_label_text(classes, normalize_boxes(xyxy2xywh(boxes.astype(np.float64)), (height, width)))
 
 
 def prepare_output(out: Path, overwrite: bool) -> None:
@@ -43,13 +41,3 @@ def write_sample(root: Path, split: str, stem: str, image: np.ndarray, boxes: np
     atomic_write_bytes(root / "images" / split / f"{stem}.jpg", encoded.tobytes())
     atomic_write_bytes(root / "labels" / split / f"{stem}.txt",
                        label_lines(boxes, classes, width, height).encode())
-
-
-def write_data_yaml(path: Path, names: Sequence[str], splits: Sequence[str] = ("train", "val"),
-                    header: str = "") -> Dict:
-    """Write the dataset YAML (official keys: path, train, val, names) with `path: .` relative to the YAML."""
-    config = {"path": ".", **{split: f"images/{split}" for split in splits},
-              "names": {i: name for i, name in enumerate(names)}}
-    text = (header + "\n" if header else "") + yaml.safe_dump(config, sort_keys=False)
-    atomic_write_bytes(path, text.encode())
-    return config

@@ -56,10 +56,6 @@ def wrap_model(model: nn.Module, device: torch.device, context: DistributedConte
     return nn.parallel.DistributedDataParallel(model, device_ids=device_ids, output_device=device_ids and device_ids[0])
 
 
-def unwrap(model: nn.Module) -> nn.Module:
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-
-
 def broadcast_flag(flag: bool, context: DistributedContext) -> bool:
     """Rank 0's decision (e.g. early stop) for every rank."""
     if not context.enabled:
@@ -67,11 +63,6 @@ def broadcast_flag(flag: bool, context: DistributedContext) -> bool:
     box = [flag]
     dist.broadcast_object_list(box, src=0)
     return bool(box[0])
-
-
-def barrier(context: DistributedContext) -> None:
-    if context.enabled:
-        dist.barrier()
 
 
 def shutdown(context: DistributedContext) -> None:

@@ -6,11 +6,12 @@ Group order is fixed: [0] biases (no decay), [1] weights of non-norm layers (dec
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping
+from typing import Callable
 
 import torch
 from torch import nn
 
+from yolov9.cfg.hyp import Hyperparameters
 from yolov9.errors import ConfigError
 
 OPTIMIZERS = ("SGD", "Adam", "AdamW")
@@ -89,17 +90,17 @@ def interpolate(x: float, x1: float, y0: float, y1: float) -> float:
 
 
 def apply_warmup(optimizer: torch.optim.Optimizer, iteration: int, warmup_iters: int, epoch_factor: float,
-                 hyp: Mapping[str, float], batch: int) -> int:
+                 hyp: Hyperparameters, batch: int) -> int:
     """Set each group's lr (and momentum) for warm-up `iteration`; returns the accumulation for it.
 
     Bias lr goes warmup_bias_lr -> lr0*factor, other groups 0 -> lr0*factor, momentum warmup_momentum ->
     momentum, accumulation 1 -> nbs/batch.
     """
-    nominal_batch = hyp.get("nbs", 64)
+    nominal_batch = hyp.nbs
     accumulate = max(1, round(interpolate(iteration, warmup_iters, 1, nominal_batch / batch)))
     for j, group in enumerate(optimizer.param_groups):
-        start = hyp["warmup_bias_lr"] if j == 0 else 0.0
+        start = hyp.warmup_bias_lr if j == 0 else 0.0
         group["lr"] = interpolate(iteration, warmup_iters, start, group["initial_lr"] * epoch_factor)
         if "momentum" in group:
-            group["momentum"] = interpolate(iteration, warmup_iters, hyp["warmup_momentum"], hyp["momentum"])
+            group["momentum"] = interpolate(iteration, warmup_iters, hyp.warmup_momentum, hyp.momentum)
     return accumulate

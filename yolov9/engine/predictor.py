@@ -1,11 +1,12 @@
-"""`predict(model, source, ...)`: letterbox -> backend -> NMS -> boxes in original pixels -> Results (+ files).
+"""Prediction: letterbox -> backend -> the task's post-processing -> Results in original pixels (+ files).
 
-Works with any backend (PyTorch model or checkpoint, ONNX file with or without in-graph NMS). PyTorch models get
-stride-multiple letterboxing (`auto`); exported fixed-shape models get their exported square shape.
+Works with any backend (PyTorch model or checkpoint, exported file with or without in-graph NMS). Backends with
+dynamic shapes get the minimal stride-multiple letterbox; exported fixed-shape models get their exported shape.
 """
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Sequence, Union
 
@@ -14,57 +15,29 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from yolov9.data.transforms import letterbox
-from yolov9.engine.results import Results
+from yolov9.callbacks import Callbacks
 from yolov9.engine.sources import Frame, load_source, video_fps
-from yolov9.export.runtime import Backend, load_backend
-from yolov9.ops.nms import non_max_suppression
+from yolov9.eval.coco_results import image_id
+from yolov9.io.atomic import atomic_write_bytes
+from yolov9.ops.letterbox import PAD_VALUE, Letterbox
+from yolov9.runtime import load_backend
+from yolov9.tasks import Results, task_of
 
 
 def preprocess(images: Sequence[np.ndarray], imgsz: tuple[int, int], auto: bool, stride: int
-               ) -> tuple[torch.Tensor, list[tuple[tuple[float, float], tuple[int, int]]]]:
-    """BGR images -> float batch (B, 3, H, W) RGB in [0, 1] and per image ((gain_h, gain_w), (pad_w, pad_h)).
+               ) -> tuple[torch.Tensor, list[Letterbox]]:
+    """BGR images -> float batch (B, 3, H, W) RGB in [0, 1] and the letterbox of each image.
 
     With `auto`, images of one batch may letterbox to different shapes; they are padded at the bottom/right to
     the largest one, which leaves the mapping back to original pixels unchanged.
     """
-    boxed, ratio_pad = [], []
-    for image in images:
-        out, gain, pad = letterbox(image, imgsz, auto=auto, stride=stride)
-        boxed.append(out)
-        ratio_pad.append((gain, pad))
-    h = max(b.shape[0] for b in boxed)
-    w = max(b.shape[1] for b in boxed)
-    batch = np.full((len(boxed), h, w, 3), 114, dtype=np.uint8)
-    for i, b in enumerate(boxed):
-        batch[i, :b.shape[0], :b.shape[1]] = b
+    boxes = [Letterbox.fit(image.shape[:2], imgsz, auto=auto, stride=stride) for image in images]
+    h, w = (max(b.canvas[k] for b in boxes) for k in (0, 1))
+    batch = np.full((len(images), h, w, 3), PAD_VALUE, dtype=np.uint8)
+    for i, (image, box) in enumerate(zip(images, boxes)):
+        batch[i, :box.canvas[0], :box.canvas[1]] = box.apply(image)
     tensor = torch.from_numpy(np.ascontiguousarray(batch[..., ::-1].transpose(0, 3, 1, 2)))
-    return tensor.float() / 255, ratio_pad
-
-
-def scale_boxes(boxes: torch.Tensor, gain: tuple[float, float], pad: tuple[int, int], shape: tuple[int, int]
-                ) -> torch.Tensor:
-    """Boxes (n, 4) xyxy in letterboxed pixels -> original pixels, clipped to shape (h, w)."""
-    out = boxes.clone()
-    out[:, [0, 2]] = ((out[:, [0, 2]] - pad[0]) / gain[1]).clamp(0, shape[1])
-    out[:, [1, 3]] = ((out[:, [1, 3]] - pad[1]) / gain[0]).clamp(0, shape[0])
-    return out
-
-
-def postprocess(output, conf: float, iou: float, max_det: int, classes: Optional[Sequence[int]],
-                agnostic: bool) -> list[torch.Tensor]:
-    """Backend output -> per image (n, 6) [x1, y1, x2, y2, conf, cls] in letterboxed pixels."""
-    if isinstance(output, torch.Tensor):
-        return non_max_suppression(output, conf, iou, classes=classes, agnostic=agnostic, max_det=max_det)
-    num, boxes, scores, labels = output
-    detections = []
-    for n, b, s, c in zip(num.view(-1).tolist(), boxes, scores, labels):
-        d = torch.cat((b[:n], s[:n, None], c[:n, None].float()), 1)
-        keep = d[:, 4] > conf
-        if classes is not None:
-            keep &= torch.isin(d[:, 5].long(), torch.as_tensor(classes))
-        detections.append(d[keep][:max_det])
-    return detections
+    return tensor.float() / 255, boxes
 
 
 def _batches(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
@@ -91,19 +64,15 @@ class OutputWriter:
     def write(self, result: Results) -> None:
         source = Path(result.path)
         stem = source.stem if result.frame is None else f"{source.stem}_{result.frame}"
-        annotated = result.plot()
         if result.frame is None:
-            _write_image(self.save_dir / source.name, annotated)
+            result.save(self.save_dir / source.name)
         else:
+            annotated = result.plot()
             self._video(result.path, annotated.shape).write(annotated)
         if self.save_txt:
-            labels = self.save_dir / "labels"
-            labels.mkdir(exist_ok=True)
-            from yolov9.io.atomic import atomic_write_bytes
-
-            atomic_write_bytes(labels / f"{stem}.txt", result.to_yolo_txt(self.save_conf).encode())
+            result.save_txt(self.save_dir / "labels" / f"{stem}.txt", self.save_conf)
         if self.save_json:
-            self.coco.extend(result.to_coco(stem))
+            self.coco.extend(result.to_coco(image_id(stem)))
         if self.save_crop:
             result.save_crops(self.save_dir / "crops", stem)
 
@@ -119,48 +88,65 @@ class OutputWriter:
         for writer in self.videos.values():
             writer.release()
         if self.save_json:
-            from yolov9.io.atomic import atomic_write_bytes
-
             atomic_write_bytes(self.save_dir / "predictions.json", json.dumps(self.coco).encode())
 
 
-def _write_image(path: Path, image: np.ndarray) -> None:
-    from yolov9.io.atomic import atomic_write_bytes
+class Predictor:
+    """Runs a model on sources; fires on_predict_start / on_predict_batch_end (with `batch`, `results`) /
+    on_predict_end. See `stream` for the options."""
 
-    ok, encoded = cv2.imencode(path.suffix if path.suffix else ".jpg", image)
-    if not ok:
-        ok, encoded = cv2.imencode(".jpg", image)
-        path = path.with_suffix(".jpg")
-    atomic_write_bytes(path, encoded.tobytes())
+    def __init__(self, model, imgsz: Union[int, Sequence[int]] = 640, conf: float = 0.25, iou: float = 0.45,
+                 max_det: int = 1000, classes: Optional[Sequence[int]] = None, agnostic: bool = False,
+                 batch: int = 1, device: str = "cpu", half: bool = False, callbacks: Optional[Callbacks] = None):
+        self.backend = load_backend(model, device, half)
+        self.task = task_of(self.backend)
+        fixed = self.backend.fixed_shape
+        self.auto = fixed is None
+        self.size = fixed or ((imgsz, imgsz) if isinstance(imgsz, int) else tuple(imgsz))
+        self.conf, self.iou, self.max_det, self.classes, self.agnostic = conf, iou, max_det, classes, agnostic
+        self.batch_size = batch
+        self.callbacks = callbacks or Callbacks()
+        self.batch: list[Frame] = []
+        self.results: list[Results] = []
+
+    def run(self, frames: Iterable[Frame]) -> Iterator[Results]:
+        self.callbacks.run("on_predict_start", self)
+        for self.batch in _batches(frames, self.batch_size):
+            started = time.perf_counter()
+            images, boxes = preprocess([f.image for f in self.batch], self.size, self.auto, self.backend.stride)
+            inferred = time.perf_counter()
+            output = self.backend(images)
+            done = time.perf_counter()
+            predictions = self.task.postprocess(output, self.conf, self.iou, self.max_det, self.classes,
+                                                self.agnostic)
+            speed = {"preprocess": inferred - started, "inference": done - inferred,
+                     "postprocess": time.perf_counter() - done}
+            speed = {k: 1000 * v / len(self.batch) for k, v in speed.items()}
+            self.results = [self.task.results(f.image, f.path, f.frame, p, box, self.backend.names)
+                            for f, p, box in zip(self.batch, predictions, boxes)]
+            for result in self.results:
+                result.speed = speed
+            self.callbacks.run("on_predict_batch_end", self)
+            yield from self.results
+        self.callbacks.run("on_predict_end", self)
 
 
 def stream(model, source, imgsz: Union[int, Sequence[int]] = 640, conf: float = 0.25, iou: float = 0.45,
            max_det: int = 1000, classes: Optional[Sequence[int]] = None, agnostic: bool = False, batch: int = 1,
            device: str = "cpu", half: bool = False, save_dir: Optional[Union[str, Path]] = None,
            save_txt: bool = False, save_json: bool = False, save_crop: bool = False, save_conf: bool = False,
-           progress: bool = True) -> Iterator[Results]:
+           progress: bool = True, callbacks: Optional[Callbacks] = None) -> Iterator[Results]:
     """Like `predict`, but yields Results one by one (constant memory for long videos and webcams)."""
-    backend: Backend = load_backend(model, device, half)
-    size = (imgsz, imgsz) if isinstance(imgsz, int) else tuple(imgsz)
-    auto = backend.fixed_shape is None
-    if not auto:
-        size = backend.fixed_shape
+    predictor = Predictor(model, imgsz, conf, iou, max_det, classes, agnostic, batch, device, half, callbacks)
     frames = load_source(source)
     writer = OutputWriter(Path(save_dir), save_txt, save_json, save_crop, save_conf) if save_dir else None
     bar = tqdm(total=len(frames) or None, desc="predict", unit="img", disable=not progress)
     try:
-        for group in _batches(frames, batch):
-            images, ratio_pad = preprocess([f.image for f in group], size, auto, backend.stride)
-            detections = postprocess(backend(images), conf, iou, max_det, classes, agnostic)
-            for frame, det, (gain, pad) in zip(group, detections, ratio_pad):
-                det = det.detach().float().cpu()
-                boxes = scale_boxes(det[:, :4], gain, pad, frame.image.shape[:2])
-                result = Results(frame.image, frame.path, list(backend.names), boxes.numpy(),
-                                 det[:, 4].numpy(), det[:, 5].long().numpy(), frame.frame)
-                if writer:
-                    writer.write(result)
-                bar.update(1)
-                yield result
+        for result in predictor.run(frames):
+            if writer:
+                writer.write(result)
+            bar.update(1)
+            yield result
     finally:
         bar.close()
         if writer:
@@ -170,7 +156,7 @@ def stream(model, source, imgsz: Union[int, Sequence[int]] = 640, conf: float = 
 def predict(model, source, **options) -> list[Results]:
     """Detect objects; returns one Results per image / video frame. See `stream` for the options.
 
-    model: DetectionModel, checkpoint (.pt), .onnx file or backend. source: image, folder, glob, .txt list,
+    model: DetectionModel, checkpoint (.pt), exported file or Backend. source: image, folder, glob, .txt list,
     video, webcam index, numpy BGR image or a list of these. `save_dir` writes annotated outputs there.
     """
     return list(stream(model, source, **options))

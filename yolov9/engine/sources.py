@@ -13,10 +13,8 @@ from typing import Iterator, Optional, Sequence, Union
 import cv2
 import numpy as np
 
+from yolov9.data.config import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from yolov9.errors import YOLOv9Error
-
-IMAGE_SUFFIXES = (".bmp", ".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".dng", ".mpo", ".pfm")
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpeg", ".mpg", ".wmv", ".webm", ".gif", ".ts")
 
 SourceLike = Union[str, Path, int, np.ndarray, Sequence[Union[str, Path, np.ndarray]]]
 
@@ -76,10 +74,6 @@ class Source:
                     self.arrays.append(item)
                 else:
                     self.files.extend(_expand_path(str(item)))
-
-    @property
-    def has_video(self) -> bool:
-        return self.webcam is not None or any(f.suffix.lower() in VIDEO_SUFFIXES for f in self.files)
 
     def __len__(self) -> int:
         if self.webcam is not None:

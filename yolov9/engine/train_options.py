@@ -5,7 +5,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
-from yolov9.cfg import load_hyp
+from yolov9.cfg.hyp import Hyperparameters, load_hyp
 from yolov9.errors import ConfigError
 
 
@@ -53,7 +53,7 @@ class TrainOptions:
     def from_kwargs(cls, **options: Any) -> "TrainOptions":
         """Options by name; hyperparameter names become overrides; unknown names are refused."""
         known = {f.name for f in dataclasses.fields(cls)}
-        hyp_keys = set(load_hyp())
+        hyp_keys = set(Hyperparameters.names())
         values, overrides = {}, dict(options.pop("hyp_overrides", None) or {})
         for key, value in options.items():
             if key in known:
@@ -67,3 +67,8 @@ class TrainOptions:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def hyperparameters(self) -> Hyperparameters:
+        """The run's hyperparameters, resolved once: the recipe (`hyp`: file, bundled name or mapping), then
+        `hyp_overrides`."""
+        return load_hyp(self.hyp, **self.hyp_overrides)

@@ -1,4 +1,4 @@
-"""Run-level state helpers: device choice, seeding, RNG capture/restore for exact resume, checkpoint finding."""
+"""Run-level state helpers: device choice, seeding, the global RNG state (for exact resume), checkpoint finding."""
 from __future__ import annotations
 
 import os
@@ -42,24 +42,27 @@ def seed_everything(seed: int, deterministic: bool) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-def rng_state() -> dict:
-    """Every random generator the training loop draws from, as checkpoint-storable data."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    state = {"python": random.getstate(), "numpy": [kind, torch.from_numpy(keys.copy()), pos, has_gauss, gauss],
-             "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+class GlobalRNG:
+    """Every random generator the training loop draws from (Python, NumPy, torch CPU and CUDA), checkpointable."""
 
+    @staticmethod
+    def state_dict() -> dict:
+        kind, keys, pos, has_gauss, gauss = np.random.get_state()
+        state = {"python": random.getstate(), "numpy": [kind, torch.from_numpy(keys.copy()), pos, has_gauss, gauss],
+                 "torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
 
-def restore_rng_state(state: dict) -> None:
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    kind, keys, pos, has_gauss, gauss = state["numpy"]
-    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    @staticmethod
+    def load_state_dict(state: dict) -> None:
+        version, internal, gauss = state["python"]
+        random.setstate((version, tuple(internal), gauss))
+        kind, keys, pos, has_gauss, gauss = state["numpy"]
+        np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
+        torch.set_rng_state(state["torch"])
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def find_last_checkpoint(project: Union[str, Path]) -> Path:

@@ -1,7 +1,8 @@
-"""One trainer for GELAN and YOLOv9 (any number of head branches): the official recipe, EMA, exact resume, DDP.
+"""One trainer for every task and any number of head branches: the official recipe, EMA, exact resume, DDP.
 
 `train(model, data=..., **options)` runs epochs of: warm-up / accumulate / clip / step / EMA per batch, LR step,
-validation of the EMA model (mAP and per-branch val loss), atomic checkpoints, results.csv and plots.
+validation of the EMA model (metrics and per-branch val loss), atomic checkpoints. Logging, plots and the time
+budget are callbacks (yolov9.callbacks); the task (yolov9.tasks) supplies the loss, loader options and metrics.
 """
 from __future__ import annotations
 
@@ -16,33 +17,33 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from yolov9.cfg import load_hyp
+from yolov9.callbacks import Callbacks
+from yolov9.callbacks.training import ConsoleLogger, CSVLogger, TensorBoardLogger, TimeBudget, TrainingPlots
+from yolov9.cfg.hyp import as_hyperparameters
 from yolov9.data import build_train_loader, build_val_loader, load_data_config
 from yolov9.engine import distributed as dist_utils
 from yolov9.engine.ema import ModelEMA
+from yolov9.engine.history import BestFitness, History
 from yolov9.engine.optim import (apply_warmup, build_optimizer, lr_factor, nominal_accumulation, scaled_weight_decay,
                                  warmup_iterations)
-from yolov9.engine.plots import plot_labels, plot_results, save_batch_plot
-from yolov9.engine.run_dir import ResultsTable, make_run_dir, write_yaml
+from yolov9.engine.run_dir import make_run_dir, write_yaml
 from yolov9.engine.train_options import TrainOptions
-from yolov9.engine.train_state import (copy_file_atomic, find_last_checkpoint, restore_rng_state, rng_state,
-                                       seed_everything, select_device)
+from yolov9.engine.train_state import GlobalRNG, copy_file_atomic, find_last_checkpoint, seed_everything, select_device
+from yolov9.engine.validator import Validator
 from yolov9.errors import ConfigError, YOLOv9Error
 from yolov9.io.checkpoint import read_checkpoint, save_checkpoint, strip_optimizer_state
-from yolov9.loss import DetectionLoss
 from yolov9.models import DetectionModel, build_model
-
-LOSS_ITEMS = ("box", "cls", "dfl")
-BATCH_PLOTS = 3
+from yolov9.tasks import task_of
 
 
-def train(model: Optional[DetectionModel] = None, data: Optional[str] = None, **options: Any) -> dict:
+def train(model: Optional[DetectionModel] = None, data: Optional[str] = None,
+          callbacks: Optional[Callbacks] = None, **options: Any) -> dict:
     """Train `model` on the dataset YAML `data`; returns {"model": best EMA model, "save_dir", "metrics", ...}.
 
     `resume=True` (latest last.pt under `project`) or `resume="path/last.pt"` continues an interrupted run
     exactly; model and data then come from the checkpoint.
     """
-    return Trainer(model, TrainOptions.from_kwargs(data=data, **options)).run()
+    return Trainer(model, TrainOptions.from_kwargs(data=data, **options), callbacks).run()
 
 
 def adapt_to_classes(model: DetectionModel, names: list[str], seed: int = 0) -> DetectionModel:
@@ -71,19 +72,28 @@ def freeze_layers(model: nn.Module, freeze: Any) -> list[str]:
 
 
 class Trainer:
-    """Holds the state of one run; `run()` trains and returns the results dict."""
+    """The state of one run; `run()` trains and returns the results dict.
 
-    def __init__(self, model: Optional[DetectionModel], opt: TrainOptions):
+    Checkpointable parts (composed by `state_dict` / `load_state_dict`, saved in last.pt): the optimizer, the
+    LR scheduler, the AMP scaler, the EMA, the global RNG, the history (results table) and the best fitness.
+    Callbacks receive the trainer; what they may read is documented in docs/train.md.
+    """
+
+    def __init__(self, model: Optional[DetectionModel], opt: TrainOptions, callbacks: Optional[Callbacks] = None):
         self.checkpoint: Optional[dict] = None
         if opt.resume:
             path = find_last_checkpoint(opt.project) if opt.resume is True else Path(opt.resume)
             self.checkpoint = read_checkpoint(path)
             saved = dict(self.checkpoint["train_args"])
+            if self.checkpoint["epoch"] is not None and self.checkpoint["epoch"] + 1 >= saved.get("epochs", 0):
+                raise YOLOv9Error(f"{path}: this run finished all {saved.get('epochs')} epochs; nothing to resume")
+            if not self.checkpoint.get("trainer") or self.checkpoint.get("optimizer") is None:
+                raise YOLOv9Error(f"{path}: has no optimizer / trainer state (a released or stripped file, or one "
+                                  "from an older yolov9); start a new run from it with --weights")
             saved.update(resume=str(path), device=opt.device if opt.device is not None else saved.get("device"))
             opt = TrainOptions(**saved)
             model = build_model(self.checkpoint["config"], names=self.checkpoint["names"])
             model.load_state_dict(self.checkpoint["model"])
-            self.save_dir = path.parent.parent
         if model is None or opt.data is None:
             raise ConfigError("train() needs a model and data=<dataset YAML> (or resume=<last.pt>)")
         self.opt = opt
@@ -91,162 +101,183 @@ class Trainer:
         self.context = dist_utils.init_distributed(self.device)
         self.device = dist_utils.local_device(self.device, self.context)
         self.main = self.context.is_main
+        if opt.time and self.context.world_size > 1:
+            raise ConfigError("time= (a training budget) is for single-process runs; use epochs= under torchrun")
+        if opt.batch % self.context.world_size:
+            raise ConfigError(f"batch {opt.batch} is not a multiple of the {self.context.world_size} processes")
         seed_everything(opt.seed + 1 + self.context.rank, opt.deterministic)
-        self.hyp = load_hyp(self.checkpoint["hyp"]) if self.checkpoint else load_hyp(opt.hyp, **opt.hyp_overrides)
+        self.hyp = as_hyperparameters(self.checkpoint["hyp"]) if self.checkpoint else opt.hyperparameters()
         self.data = load_data_config(opt.data)
-        names = ["item"] if opt.single_cls else list(self.data["names"])
-        self.model = adapt_to_classes(model, names, opt.seed).to(self.device)
-        self.model.hyp = self.hyp
+        self.names = ["item"] if opt.single_cls else list(self.data["names"])
+        self.model = adapt_to_classes(model, self.names, opt.seed).to(self.device)
+        self.model.hyp = self.hyp.to_dict()
         if opt.weights and not self.checkpoint:
             from yolov9.io.transfer import load_pretrained
 
             load_pretrained(self.model, opt.weights, verbose=self.main)
         freeze_layers(self.model, opt.freeze)
-        if not self.checkpoint:
+        self.task = task_of(self.model)
+        if self.checkpoint:
+            self.save_dir = Path(opt.resume).parent.parent
+        else:
             self.save_dir = make_run_dir(opt.project, opt.name, opt.exist_ok) if self.main else Path(opt.project)
         self.weights_dir = self.save_dir / "weights"
 
-    def _setup(self) -> None:
-        opt, hyp, ctx = self.opt, self.hyp, self.context
-        if opt.time and ctx.world_size > 1:
-            raise ConfigError("time= (a training budget) is for single-process runs; use epochs= under torchrun")
-        if opt.batch % ctx.world_size:
-            raise ConfigError(f"batch {opt.batch} is not a multiple of the {ctx.world_size} processes")
-        self.batch = opt.batch // ctx.world_size
-        self.accumulate = nominal_accumulation(opt.batch, hyp["nbs"])
-        weight_decay = scaled_weight_decay(hyp["weight_decay"], opt.batch, self.accumulate, hyp["nbs"])
-        self.optimizer = build_optimizer(self.model, opt.optimizer, hyp["lr0"], hyp["momentum"], weight_decay)
-        self.lf = lr_factor(opt.lr_schedule, opt.epochs, hyp["lrf"])
+        self.batch_size = opt.batch // self.context.world_size
+        self.accumulate = nominal_accumulation(opt.batch, self.hyp.nbs)
+        weight_decay = scaled_weight_decay(self.hyp.weight_decay, opt.batch, self.accumulate, self.hyp.nbs)
+        self.optimizer = build_optimizer(self.model, opt.optimizer, self.hyp.lr0, self.hyp.momentum, weight_decay)
+        self.lf = lr_factor(opt.lr_schedule, opt.epochs, self.hyp.lrf)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.lf)
         self.use_amp = opt.amp and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.ema = ModelEMA(self.model, opt.ema_decay, opt.ema_tau) if self.main else None
-        self.criterion = DetectionLoss(self.model, hyp)
-        self.train_model = dist_utils.wrap_model(self.model, self.device, ctx, opt.sync_bn)
-        self.loader = build_train_loader(self.data, opt.imgsz, self.batch, hyp, opt.workers, opt.seed, ctx.rank,
-                                         ctx.world_size, opt.cache, opt.single_cls)
+        self.criterion = self.task.loss(self.model, self.hyp)
+        self.loss_names = tuple(self.criterion.item_names)
+        self.train_model = dist_utils.wrap_model(self.model, self.device, self.context, opt.sync_bn)
+        self.loader = build_train_loader(self.data, opt.imgsz, self.batch_size, self.hyp, opt.workers, opt.seed,
+                                         self.context.rank, self.context.world_size, opt.cache, opt.single_cls,
+                                         **self.task.loader_options())
+        self.train_labels = self.loader.dataset.labels
         self.mosaic_enabled = self.loader.dataset.mosaic
-        self.validator = self._make_validator() if self.main and opt.val else None
-        self.start_epoch, self.best_fitness, self.best_epoch, self.last_opt_step = 0, 0.0, -1, -1
-        self.bad_steps = 0
-        columns = (["epoch"] + [f"train/{k}_loss" for k in LOSS_ITEMS]
-                   + [f"metrics/{k}" for k in ("precision", "recall", "mAP50", "mAP50-95", "fitness")]
-                   + [f"val/{k}_loss" for k in LOSS_ITEMS]
-                   + [f"val/aux{b}_{k}_loss" for b in range(self.model.branches - 1) for k in LOSS_ITEMS]
-                   + [f"lr/pg{j}" for j in range(3)])
-        self.results = ResultsTable(self.save_dir / "results.csv", columns)
+        self.callbacks = self.default_callbacks()
+        for event, functions in (callbacks.handlers if callbacks else {}).items():
+            for fn in functions:
+                self.callbacks.add(event, fn)
+        self.val_loader = None
+        self.validator = self.make_validator() if self.main and opt.val else None
+        self.history = History(self.history_columns())
+        self.best = BestFitness()
+        self.rng = GlobalRNG()
+        self.start_epoch, self.epoch, self.last_opt_step, self.bad_steps = 0, 0, -1, 0
+        self.batch: dict = {}
+        self.batch_index = 0
+        self.train_items = torch.zeros(len(self.loss_names))
+        self.lrs: list[float] = []
+        self.metrics: dict[str, Any] = {}
         if self.checkpoint:
-            self._restore(self.checkpoint)
-        self.tensorboard = self._tensorboard() if self.main else None
+            self.resume_from(self.checkpoint)
 
-    def _make_validator(self, plots: bool = False, verbose: bool = False):
-        from yolov9.eval.validator import Validator
+    @property
+    def epochs(self) -> int:
+        return self.opt.epochs
 
+    def set_epochs(self, epochs: int) -> None:
+        """End the run after `epochs` epochs (the time budget's re-plan): the LR schedule and close-mosaic follow."""
+        self.opt.epochs = epochs
+        self.lf = lr_factor(self.opt.lr_schedule, epochs, self.hyp.lrf)
+        self.scheduler.lr_lambdas = [self.lf] * len(self.optimizer.param_groups)
+
+    def default_callbacks(self) -> Callbacks:
+        """Rank 0: console summary, time budget, results.csv, TensorBoard, plots (as the options ask)."""
+        callbacks = Callbacks()
+        if not self.main:
+            return callbacks
+        loggers = [TimeBudget(self.opt.time)] if self.opt.time else []
+        loggers += [ConsoleLogger()] if self.opt.verbose else []
+        loggers += [CSVLogger(), TensorBoardLogger()] + ([TrainingPlots()] if self.opt.plots else [])
+        for logger in loggers:
+            callbacks.add_object(logger)
+        return callbacks
+
+    def history_columns(self) -> list[str]:
+        names = self.loss_names
+        return (["epoch"] + [f"train/{k}_loss" for k in names] + [f"metrics/{k}" for k in self.task.metric_keys]
+                + [f"val/{k}_loss" for k in names]
+                + [f"val/aux{b}_{k}_loss" for b in range(self.model.branches - 1) for k in names]
+                + [f"lr/pg{j}" for j in range(len(self.optimizer.param_groups))])
+
+    def make_validator(self, plots: bool = False, verbose: bool = False) -> Validator:
         opt = self.opt
-        if not hasattr(self, "val_loader"):
-            self.val_loader = build_val_loader(self.data, imgsz=opt.imgsz, batch=opt.val_batch or self.batch * 2,
+        if self.val_loader is None:
+            self.val_loader = build_val_loader(self.data, imgsz=opt.imgsz, batch=opt.val_batch or self.batch_size * 2,
                                                workers=opt.workers, stride=max(int(self.model.stride.max()), 32),
-                                               single_cls=opt.single_cls)
-        return Validator(self.val_loader, self.model.names, criterion=self.criterion, plots=plots,
-                         save_dir=self.save_dir, device=self.device, single_cls=opt.single_cls, verbose=verbose)
+                                               single_cls=opt.single_cls, **self.task.loader_options())
+        return Validator(self.val_loader, self.task, self.names, self.data, criterion=self.criterion, plots=plots,
+                         save_dir=self.save_dir, device=self.device, single_cls=opt.single_cls, verbose=verbose,
+                         callbacks=self.callbacks)
 
-    def _tensorboard(self):
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            return None
-        return SummaryWriter(str(self.save_dir))
+    def state_dict(self) -> dict:
+        """Everything besides the weights and the optimizer that an exact resume needs."""
+        return {"scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+                "ema": self.ema.state_dict(), "rng": self.rng.state_dict(), "history": self.history.state_dict(),
+                "best": self.best.state_dict(), "last_opt_step": self.last_opt_step}
 
-    def _restore(self, ckpt: dict) -> None:
-        """Continue exactly where the checkpoint's epoch ended."""
-        extra = ckpt["extra"]
-        if ckpt["epoch"] + 1 >= self.opt.epochs:
-            raise YOLOv9Error(f"{self.opt.resume}: this run finished all {self.opt.epochs} epochs; nothing to resume")
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.scheduler.load_state_dict(extra["scheduler"])
-        self.scaler.load_state_dict(extra["scaler"])
+    def load_state_dict(self, state: dict, ema_weights: dict) -> None:
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
         if self.ema is not None:
-            self.ema.load_state_dict(extra["ema"], ckpt["ema"])
-        self.start_epoch, self.best_fitness = ckpt["epoch"] + 1, float(ckpt["best_fitness"] or 0.0)
-        self.best_epoch, self.last_opt_step = int(extra["best_epoch"]), int(extra["last_opt_step"])
-        self.results.load(self.start_epoch)
-        self.rng_to_restore = extra["rng"]
+            self.ema.load_state_dict(state["ema"], ema_weights)
+        self.history.load_state_dict(state["history"])
+        self.best.load_state_dict(state["best"])
+        self.last_opt_step = int(state["last_opt_step"])
+
+    def resume_from(self, ckpt: dict) -> None:
+        """Continue exactly where the checkpoint's epoch ended (the RNG is restored when the run starts)."""
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.load_state_dict(ckpt["trainer"], ckpt["ema"])
+        self.start_epoch = ckpt["epoch"] + 1
         if self.main:
             print(f"resuming {self.save_dir} from epoch {self.start_epoch + 1}/{self.opt.epochs}")
 
     def run(self) -> dict:
-        self._setup()
         opt = self.opt
         if self.main:
             write_yaml(self.save_dir / "args.yaml", opt.to_dict())
-            write_yaml(self.save_dir / "hyp.yaml", self.hyp)
-            if opt.plots and not self.checkpoint:
-                plot_labels(self.loader.dataset.labels, self.model.names, self.save_dir / "labels.png")
+            write_yaml(self.save_dir / "hyp.yaml", self.hyp.to_dict())
             print(f"training {self.model.yaml.get('yaml_file', 'model')} ({self.model.branches} head branch(es)) "
                   f"on {self.device} for {opt.epochs} epochs, batch {opt.batch} x accumulate {self.accumulate}; "
                   f"results in {self.save_dir}")
         if self.checkpoint:
-            restore_rng_state(self.rng_to_restore)
-        metrics: dict = {}
+            self.rng.load_state_dict(self.checkpoint["trainer"]["rng"])
+        self.callbacks.run("on_train_start", self)
         stop = False
-        run_started = time.time()
-        self.max_epochs = opt.epochs
-        for epoch in range(self.start_epoch, opt.epochs):
-            if epoch >= opt.epochs:  # shortened by the time budget
-                break
-            started = time.time()
-            train_items = self.train_epoch(epoch)
-            self.epoch_lrs = [g["lr"] for g in self.optimizer.param_groups]
+        epoch = self.start_epoch
+        while epoch < self.epochs and not stop:  # the time budget may move the end while training
+            self.epoch = epoch
+            self.callbacks.run("on_train_epoch_start", self)
+            self.train_items = self.train_epoch(epoch)
+            self.lrs = [g["lr"] for g in self.optimizer.param_groups]
+            self.callbacks.run("on_train_epoch_end", self)
             if self.main:
-                metrics = self.validate() if self.validator else {}
-            if opt.time:
-                self.fit_time_budget(epoch, time.time() - run_started)
+                self.metrics = self.validator(self.ema.ema) if self.validator else {}
+                self.record(epoch)
+                self.callbacks.run("on_fit_epoch_end", self)
             self.scheduler.step()
             if self.main:
-                stop = self.end_epoch(epoch, train_items, metrics, time.time() - started)
+                self.save(epoch)
+                stop = self.should_stop(epoch)
             stop = dist_utils.broadcast_flag(stop, self.context)
-            if stop:
-                break
-        result = self.finish(metrics) if self.main else {"model": None, "save_dir": self.save_dir}
+            epoch += 1
+        result = self.finish() if self.main else {"model": None, "save_dir": self.save_dir}
         dist_utils.shutdown(self.context)
         return result
 
-    def fit_time_budget(self, epoch: int, elapsed: float) -> None:
-        """Fit the run to the epochs that fit in `time` minutes (never more than `epochs`), keeping the full LR
-        schedule and close-mosaic relative to the new end. Epoch time (training + validation) is measured so far."""
-        per_epoch = elapsed / (epoch + 1 - self.start_epoch)
-        fitting = epoch + 1 + int((self.opt.time * 60 - elapsed) // per_epoch)
-        epochs = min(max(fitting, epoch + 1), self.max_epochs)
-        if epochs != self.opt.epochs:
-            self.opt.epochs = epochs
-            self.lf = lr_factor(self.opt.lr_schedule, self.opt.epochs, self.hyp["lrf"])
-            self.scheduler.lr_lambdas = [self.lf] * len(self.optimizer.param_groups)
-
     def train_epoch(self, epoch: int) -> torch.Tensor:
-        """One pass over the training set; returns the mean (box, cls, dfl) loss items."""
+        """One pass over the training set; returns the mean loss items."""
         opt, hyp = self.opt, self.hyp
         dataset = self.loader.dataset
         dataset.mosaic = self.mosaic_enabled and not (opt.close_mosaic > 0 and epoch >= opt.epochs - opt.close_mosaic)
         dataset.set_epoch(epoch)
         self.train_model.train()
         nb = len(self.loader)
-        warmup = warmup_iterations(nb, hyp["warmup_epochs"])
-        mean_items = torch.zeros(3, device=self.device)
+        warmup = warmup_iterations(nb, hyp.warmup_epochs)
+        mean_items = torch.zeros(len(self.loss_names), device=self.device)
         accumulate = self.accumulate
         self.optimizer.zero_grad()
         bar = tqdm(self.loader, total=nb, disable=not (self.main and opt.verbose), leave=True,
                    bar_format="{l_bar}{bar:10}{r_bar}")
-        for i, batch in enumerate(bar):
-            ni = i + nb * epoch
-            images = batch["images"].to(self.device, non_blocking=True).float() / 255
-            targets = batch["targets"].to(self.device)
+        for self.batch_index, self.batch in enumerate(bar):
+            i, ni = self.batch_index, self.batch_index + nb * epoch
+            images = self.batch["images"].to(self.device, non_blocking=True).float() / 255
             if ni <= warmup:
                 accumulate = apply_warmup(self.optimizer, ni, warmup, self.lf(epoch), hyp, opt.batch)
             if opt.multi_scale:
                 images = self.random_scale(images)
             with torch.autocast(device_type=self.device.type, enabled=self.use_amp):
                 outputs = self.train_model(images)
-                loss, items = self.criterion(outputs, targets)
+                loss_inputs = [a.to(self.device) for a in self.task.loss_arguments(self.batch)]
+                loss, items = self.criterion(outputs, *loss_inputs)
             if not torch.isfinite(loss):
                 self.bad_step(f"loss is {loss.item()}", epoch, i)
                 continue
@@ -256,9 +287,8 @@ class Trainer:
                 self.last_opt_step = ni
             mean_items = (mean_items * i + items) / (i + 1)
             if self.main and opt.verbose:
-                bar.set_description(self.progress(epoch, mean_items, len(targets), images.shape[-1]))
-            if self.main and opt.plots and epoch == 0 and i < BATCH_PLOTS:
-                save_batch_plot(batch["images"], batch["targets"], self.save_dir / f"train_batch{i}.jpg")
+                bar.set_description(self.progress(epoch, mean_items, len(loss_inputs[0]), images.shape[-1]))
+            self.callbacks.run("on_train_batch_end", self)
         return mean_items
 
     def optimizer_step(self, epoch: int, i: int) -> None:
@@ -298,69 +328,55 @@ class Trainer:
 
     def progress(self, epoch: int, items: torch.Tensor, instances: int, size: int) -> str:
         memory = f"{torch.cuda.memory_reserved() / 1e9:.3g}G" if self.device.type == "cuda" else "cpu"
-        losses = " ".join(f"{name} {v:.4g}" for name, v in zip(LOSS_ITEMS, items.tolist()))
+        losses = " ".join(f"{name} {v:.4g}" for name, v in zip(self.loss_names, items.tolist()))
         return f"{epoch + 1}/{self.opt.epochs} {memory} {losses} inst {instances} size {size}"
 
-    def validate(self) -> dict:
-        return self.validator(self.ema.ema)
-
-    def end_epoch(self, epoch: int, items: torch.Tensor, metrics: dict, seconds: float) -> bool:
-        """Log, checkpoint (last / best / periodic) and decide early stopping; rank 0 only."""
-        fitness = float(metrics.get("fitness", 0.0))
-        if fitness > self.best_fitness or self.best_epoch < 0:
-            self.best_fitness, self.best_epoch = max(fitness, self.best_fitness), epoch
-        row = {"epoch": epoch, **{f"train/{k}_loss": v for k, v in zip(LOSS_ITEMS, items.tolist())}}
-        row.update({f"metrics/{k}": float(metrics.get(k, 0.0))
-                    for k in ("precision", "recall", "mAP50", "mAP50-95", "fitness")})
-        val_loss = torch.as_tensor(metrics.get("val_loss", torch.zeros(self.model.branches, 3))).reshape(-1, 3)
-        row.update({f"val/{k}_loss": float(v) for k, v in zip(LOSS_ITEMS, val_loss[-1])})
+    def record(self, epoch: int) -> None:
+        """This epoch's row of the history (losses, metrics, per-branch val loss, lrs) and the best fitness."""
+        metrics, names = self.metrics, self.loss_names
+        self.best.update(float(metrics.get("fitness", 0.0)), epoch)
+        row = {"epoch": epoch, **{f"train/{k}_loss": v for k, v in zip(names, self.train_items.tolist())}}
+        row.update({f"metrics/{k}": float(metrics.get(k, 0.0)) for k in self.task.metric_keys})
+        val_loss = torch.as_tensor(metrics.get("val_loss", torch.zeros(self.model.branches, len(names))))
+        val_loss = val_loss.reshape(-1, len(names))
+        row.update({f"val/{k}_loss": float(v) for k, v in zip(names, val_loss[-1])})
         row.update({f"val/aux{b}_{k}_loss": float(v) for b in range(len(val_loss) - 1)
-                    for k, v in zip(LOSS_ITEMS, val_loss[b])})
-        row.update({f"lr/pg{j}": lr for j, lr in enumerate(self.epoch_lrs)})
-        self.results.append(row)
-        if self.tensorboard is not None:
-            for key, value in row.items():
-                self.tensorboard.add_scalar(key, value, epoch)
-        self.save(epoch)
-        if self.opt.verbose:
-            print(f"epoch {epoch + 1}/{self.opt.epochs} ({seconds:.1f}s): mAP50 {row['metrics/mAP50']:.4f} "
-                  f"mAP50-95 {row['metrics/mAP50-95']:.4f} val loss " + " ".join(f"{v:.4g}" for v in val_loss[-1].tolist()))
-        stop = self.opt.patience > 0 and epoch - self.best_epoch >= self.opt.patience
+                    for k, v in zip(names, val_loss[b])})
+        row.update({f"lr/pg{j}": lr for j, lr in enumerate(self.lrs)})
+        self.history.append(row)
+
+    def should_stop(self, epoch: int) -> bool:
+        stop = self.opt.patience > 0 and epoch - self.best.epoch >= self.opt.patience
         if stop:
-            print(f"early stopping: no improvement for {self.opt.patience} epochs; best epoch {self.best_epoch + 1}")
+            print(f"early stopping: no improvement for {self.opt.patience} epochs; best epoch {self.best.epoch + 1}")
         return stop
 
     def save(self, epoch: int) -> None:
         """last.pt every epoch (atomic), best.pt when fitness improved, epoch<N>.pt every save_period."""
-        extra = {"scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
-                 "ema": self.ema.state_dict(), "rng": rng_state(), "best_epoch": self.best_epoch,
-                 "last_opt_step": self.last_opt_step}
         last = self.weights_dir / "last.pt"
         save_checkpoint(last, self.model, ema=self.ema, optimizer=self.optimizer, epoch=epoch,
-                        best_fitness=self.best_fitness, train_args=self.opt.to_dict(), extra=extra)
-        if self.best_epoch == epoch:
+                        best_fitness=self.best.fitness, train_args=self.opt.to_dict(), trainer=self.state_dict())
+        if self.best.epoch == epoch:
             copy_file_atomic(last, self.weights_dir / "best.pt")
         if self.opt.save_period > 0 and (epoch + 1) % self.opt.save_period == 0:
             copy_file_atomic(last, self.weights_dir / f"epoch{epoch + 1}.pt")
+        self.callbacks.run("on_model_save", self)
 
-    def finish(self, metrics: dict) -> dict:
-        """Strip last.pt and best.pt (EMA only, fp16), plot, print the summary; returns the best model."""
+    def finish(self) -> dict:
+        """Strip last.pt and best.pt (EMA only, fp16), validate best.pt, fire on_train_end; returns the best model."""
         from yolov9.io.checkpoint import load
 
         for name in ("last.pt", "best.pt"):
             if (self.weights_dir / name).is_file():
                 strip_optimizer_state(self.weights_dir / name)
-        if self.opt.plots and self.results.rows:
-            plot_results(self.results.rows, self.save_dir / "results.png")
-        if self.tensorboard is not None:
-            self.tensorboard.close()
         best_path = self.weights_dir / "best.pt"
         best = load(best_path if best_path.is_file() else self.weights_dir / "last.pt")
         if self.opt.val:
             print(f"validating {best_path}")
-            metrics = self._make_validator(plots=self.opt.plots, verbose=self.opt.verbose)(best.to(self.device))
+            self.metrics = self.make_validator(plots=self.opt.plots, verbose=self.opt.verbose)(best.to(self.device))
             best.cpu()
+        self.callbacks.run("on_train_end", self)
         if self.opt.verbose:
             print(f"results: {self.save_dir}")
-        return {"model": best, "save_dir": self.save_dir, "metrics": metrics, "best_fitness": self.best_fitness,
-                "best_epoch": self.best_epoch, "results": list(self.results.rows)}
+        return {"model": best, "save_dir": self.save_dir, "metrics": self.metrics, "best_fitness": self.best.fitness,
+                "best_epoch": self.best.epoch, "results": list(self.history.rows)}

@@ -1,13 +1,6 @@
-"""Evaluation: COCO mAP (same numbers as pycocotools), NMS re-export, and the validator."""
-from yolov9.eval.coco import coco_map
+"""Evaluation: COCO mAP (same numbers as pycocotools), the evaluator interface and the box evaluator, the runner
+that feeds them, reporting. `validate()` (which assembles them for a model) is `yolov9.engine.validator.validate`."""
+from yolov9.eval.coco import CocoMatching, coco_map, evaluate_arrays
 from yolov9.ops.nms import non_max_suppression
 
-__all__ = ["coco_map", "non_max_suppression", "validate"]
-
-
-def __getattr__(name: str):
-    if name == "validate":  # lazy: the validator pulls in the data pipeline
-        from yolov9.eval.validator import validate
-
-        return validate
-    raise AttributeError(name)
+__all__ = ["CocoMatching", "coco_map", "evaluate_arrays", "non_max_suppression"]

@@ -1,33 +1,50 @@
-"""COCO box mAP, vectorised in numpy, with the exact rules of pycocotools' COCOeval (bbox).
+"""COCO mAP (bbox and segm), vectorised in numpy, with the exact rules of pycocotools' COCOeval.
 
-Same rules as the official tool: per (image, category) greedy matching of detections in score order (at most 100
-each) to the unmatched ground truth with the highest IoU (ties: the later one), non-ignored ground truth first;
-crowd boxes are ignored, may be matched many times and their IoU divides by the detection's area; ground truth
-outside an area range is ignored there, and so are unmatched detections outside it; 101-point interpolated precision
-made monotone; categories without ground truth score -1 and are left out of the means.
+Matching rule (COCOeval.evaluateImg), per (image, category): detections in score order (at most `max_det`
+each; ties keep input order) are matched greedily to the unmatched ground truth with the highest IoU >= t (ties:
+the later one), non-ignored ground truth first; crowd ground truth is ignored, may be matched many times and its
+IoU divides by the detection's area; ground truth outside an area range is ignored there, and so are unmatched
+detections outside it. A detection matched to ignored ground truth is ignored (neither true nor false positive).
+Accumulation: 101-point interpolated precision made monotone; categories without ground truth score -1 and are
+left out of the means. IoU is box IoU (bbox) or mask IoU on run-length masks (segm, `yolov9.ops.rle`).
+
+`coco_map` scores COCO JSON; `evaluate_arrays` scores arrays (the validator) and also returns the per-detection
+outcome of that one matching (area "all"), from which precision / recall curves follow.
 """
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from itertools import chain
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
+
+from yolov9.errors import YOLOv9Error
+from yolov9.ops.boxes import xyxy2ltwh
+from yolov9.ops.rle import RunLengths, pair_iou
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10, endpoint=True)
 RECALL_THRESHOLDS = np.linspace(0.0, 1.00, 101, endpoint=True)
 AREA_RANGES = np.array([[0, 1e5 ** 2], [0, 32 ** 2], [32 ** 2, 96 ** 2], [96 ** 2, 1e5 ** 2]])  # all, S, M, L
 MAX_DETS = (1, 10, 100)
 STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
+IOU_TYPES = ("bbox", "segm")
+
+PairIoU = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # (det rows, gt rows, gt crowd) -> IoU
 
 
-def coco_map(ground_truth: Union[dict, str, Path], detections: Union[list, str, Path]) -> dict[str, Any]:
+def coco_map(ground_truth: Union[dict, str, Path], detections: Union[list, str, Path], iou_type: str = "bbox"
+             ) -> dict[str, Any]:
     """COCO annotation dict (or JSON path) + results list (or path) -> the 12 COCO stats and per-class AP.
 
+    iou_type "bbox" scores the `bbox` fields, "segm" the `segmentation` fields (polygons, RLE, crowd RLE).
     Returns {"AP": .., "AP50": .., ..., "ARl": .., "per_class": {category_id: AP@[.5:.95] or -1 without GT}}.
     """
+    if iou_type not in IOU_TYPES:
+        raise ValueError(f"iou_type must be one of {IOU_TYPES}, not {iou_type!r}")
     gt = _read_json(ground_truth)
     dt = _read_json(detections)
     image_ids = sorted({image["id"] for image in gt["images"]})
@@ -37,33 +54,90 @@ def coco_map(ground_truth: Union[dict, str, Path], detections: Union[list, str, 
     missing = {d["image_id"] for d in dt} - image_rank.keys()
     if missing:
         raise ValueError(f"detections name image ids that the ground truth lacks, e.g. {sorted(missing, key=str)[:5]}")
-    gts = _ground_truth_arrays(gt["annotations"], image_rank, category_rank)
-    dts = _detection_arrays(dt, image_rank, category_rank)
-    precision, recall = _evaluate(gts, dts, len(category_ids))
+    gt_kept = [a for a in gt["annotations"] if a["image_id"] in image_rank and a["category_id"] in category_rank]
+    dt_kept = [d for d in dt if d["category_id"] in category_rank]
+    gts = _records(gt_kept, image_rank, category_rank)
+    dts = _records(dt_kept, image_rank, category_rank)
+    dts["score"] = _column(dt_kept, "score", np.float64)
+    gts["crowd"] = np.array([bool(a.get("iscrowd", 0)) for a in gt_kept], dtype=bool)
+    if iou_type == "bbox":
+        gt_box, dt_box = _boxes(gt_kept), _boxes(dt_kept)
+        gts["area"] = np.array([a.get("area", b[2] * b[3]) for a, b in zip(gt_kept, gt_box)], dtype=np.float64)
+        dts["area"] = dt_box[:, 2] * dt_box[:, 3]
+        iou = box_pairs_iou(dt_box, gt_box)
+    else:
+        sizes = {image["id"]: (image.get("height", 0), image.get("width", 0)) for image in gt["images"]}
+        gt_masks = RunLengths.from_coco(_segmentations(gt_kept, "ground truth"), _image_sizes(gt_kept, sizes))
+        dt_masks = RunLengths.from_coco(_segmentations(dt_kept, "detection"), _image_sizes(dt_kept, sizes))
+        gt_area = gt_masks.areas
+        gts["area"] = np.array([a.get("area", m) for a, m in zip(gt_kept, gt_area.tolist())], dtype=np.float64)
+        dts["area"] = _detection_mask_areas(dt, dt_kept, dt_masks)
+        iou = mask_pairs_iou(dt_masks, gt_masks)
+    precision, recall = _evaluate(gts, dts, len(category_ids), iou)
     stats = dict(zip(STAT_NAMES, _summarize(precision, recall)))
     class_precision = precision[:, :, :, 0]
     stats["per_class"] = {cid: _mean_valid(class_precision[:, :, k]) for k, cid in enumerate(category_ids)}
     return stats
 
 
-def box_ap(gt_boxes: np.ndarray, gt_classes: np.ndarray, gt_images: np.ndarray, boxes: np.ndarray,
-           scores: np.ndarray, classes: np.ndarray, images: np.ndarray, num_classes: int, max_det: int = 100
-           ) -> np.ndarray:
-    """COCO AP per class and IoU threshold, (K, T), from xyxy arrays (no crowd; -1 for classes without GT).
+@dataclass(frozen=True)
+class CocoMatching:
+    """One COCO matching of array inputs (area "all"), see `evaluate_arrays`.
 
-    The same engine as `coco_map` (all areas, at most `max_det` detections per image and class), for the validator.
+    ap: (K, T) AP per class and IoU threshold (IOU_THRESHOLDS), -1 for classes without ground truth;
+    true_positive: (D, T) bool per input detection, matched to non-crowd ground truth at threshold t;
+    ignored: (D, T) bool, not counted at all (matched to crowd ground truth, or beyond `max_det` in its
+    image and class); every other detection is a false positive; gt_counts: (K,) non-crowd ground truth.
     """
-    def xywh(xyxy: np.ndarray) -> np.ndarray:
-        xyxy = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
-        return np.concatenate((xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]), 1)
 
-    gt_xywh, dt_xywh = xywh(gt_boxes), xywh(boxes)
-    gts = {"image": gt_images.astype(np.int64), "category": gt_classes.astype(np.int64), "box": gt_xywh,
-           "area": gt_xywh[:, 2] * gt_xywh[:, 3], "crowd": np.zeros(len(gt_xywh), dtype=bool)}
-    dts = {"image": images.astype(np.int64), "category": classes.astype(np.int64), "box": dt_xywh,
-           "area": dt_xywh[:, 2] * dt_xywh[:, 3], "score": scores.astype(np.float64)}
-    precision = _evaluate(gts, dts, num_classes, (1, 10, max_det))[0][:, :, :, 0]  # (T, R, K)
-    return np.where(precision.min(1) > -1, precision.mean(1), -1.0).T
+    ap: np.ndarray
+    true_positive: np.ndarray
+    ignored: np.ndarray
+    gt_counts: np.ndarray
+
+
+def evaluate_arrays(gt_regions: Union[np.ndarray, RunLengths], gt_classes: np.ndarray, gt_images: np.ndarray,
+                    regions: Union[np.ndarray, RunLengths], scores: np.ndarray, classes: np.ndarray,
+                    images: np.ndarray, num_classes: int, gt_crowd: Optional[np.ndarray] = None,
+                    max_det: int = 100) -> CocoMatching:
+    """COCO's matching and AP (area "all", at most `max_det` detections per image and class) of array inputs.
+
+    Regions are (n, 4) xyxy boxes (box IoU) or `RunLengths` masks (mask IoU), the same kind for both sides.
+    Classes are 0..num_classes-1; images are integers whose order breaks score ties (pycocotools: image ids).
+    """
+    gt_crowd = np.zeros(len(gt_classes), bool) if gt_crowd is None else np.asarray(gt_crowd, bool)
+    if isinstance(gt_regions, RunLengths) != isinstance(regions, RunLengths):
+        raise TypeError("ground truth and detections must both be boxes or both be RunLengths masks")
+    if isinstance(regions, RunLengths):
+        iou, gt_area, area = mask_pairs_iou(regions, gt_regions), gt_regions.areas, regions.areas
+    else:
+        gt_xywh, dt_xywh = (xyxy2ltwh(np.asarray(r, np.float64).reshape(-1, 4)) for r in (gt_regions, regions))
+        iou = box_pairs_iou(dt_xywh, gt_xywh)
+        gt_area, area = gt_xywh[:, 2] * gt_xywh[:, 3], dt_xywh[:, 2] * dt_xywh[:, 3]
+    gts = {"image": np.asarray(gt_images, np.int64), "category": np.asarray(gt_classes, np.int64),
+           "area": np.asarray(gt_area, np.float64), "crowd": gt_crowd}
+    dts = {"image": np.asarray(images, np.int64), "category": np.asarray(classes, np.int64),
+           "area": np.asarray(area, np.float64), "score": np.asarray(scores, np.float64),
+           "index": np.arange(len(scores))}
+    area_all = AREA_RANGES[:1]
+    kept, rank, matched, ignored = _match(gts, dts, iou, max_det, area_all)
+    precision = accumulate(gts, kept, rank, matched, ignored, num_classes, (max_det,), area_all)[0][:, :, :, 0]
+    true_positive = np.zeros((len(scores), len(IOU_THRESHOLDS)), dtype=bool)
+    not_counted = np.ones_like(true_positive)
+    true_positive[kept["index"]] = (matched & ~ignored)[0].T
+    not_counted[kept["index"]] = ignored[0].T
+    ap = np.where(precision.min(1) > -1, precision.mean(1), -1.0).T  # (T, R, K) -> (K, T)
+    return CocoMatching(ap, true_positive, not_counted, np.bincount(gts["category"][~gt_crowd], minlength=num_classes))
+
+
+def box_pairs_iou(dt_xywh: np.ndarray, gt_xywh: np.ndarray) -> PairIoU:
+    """IoU of (det row, gt row) pairs of xywh boxes."""
+    return lambda d, g, crowd: box_iou_xywh(dt_xywh[d], gt_xywh[g], crowd)
+
+
+def mask_pairs_iou(dt_masks: RunLengths, gt_masks: RunLengths) -> PairIoU:
+    """IoU of (det row, gt row) pairs of masks; pairs that cannot reach the lowest threshold are not measured."""
+    return lambda d, g, crowd: pair_iou(dt_masks, d, gt_masks, g, crowd, min_iou=IOU_THRESHOLDS[0])
 
 
 def _read_json(source):
@@ -73,22 +147,11 @@ def _read_json(source):
     return source
 
 
-def _ground_truth_arrays(annotations: list, image_rank: dict, category_rank: dict) -> dict[str, np.ndarray]:
-    kept = [a for a in annotations if a["image_id"] in image_rank and a["category_id"] in category_rank]
-    boxes = _boxes(kept)
-    return {"image": _column(kept, "image_id", np.int64, image_rank),
-            "category": _column(kept, "category_id", np.int64, category_rank),
-            "box": boxes,
-            "area": np.array([a.get("area", b[2] * b[3]) for a, b in zip(kept, boxes)], dtype=np.float64),
-            "crowd": np.array([bool(a.get("iscrowd", 0)) for a in kept], dtype=bool)}
-
-
-def _detection_arrays(results: list, image_rank: dict, category_rank: dict) -> dict[str, np.ndarray]:
-    kept = [d for d in results if d["category_id"] in category_rank]
-    boxes = _boxes(kept)
-    return {"image": _column(kept, "image_id", np.int64, image_rank),
-            "category": _column(kept, "category_id", np.int64, category_rank),
-            "box": boxes, "area": boxes[:, 2] * boxes[:, 3], "score": _column(kept, "score", np.float64)}
+def _records(records: list, image_rank: dict, category_rank: dict) -> dict[str, np.ndarray]:
+    """Image and category ranks of COCO records, and their row index."""
+    return {"image": _column(records, "image_id", np.int64, image_rank),
+            "category": _column(records, "category_id", np.int64, category_rank),
+            "index": np.arange(len(records))}
 
 
 def _column(records: list, key: str, dtype: type, lookup: Optional[dict] = None) -> np.ndarray:
@@ -103,6 +166,35 @@ def _boxes(records: list) -> np.ndarray:
     return np.fromiter(flat, np.float64, 4 * len(records)).reshape(-1, 4)
 
 
+def _segmentations(records: list, what: str) -> list:
+    """The `segmentation` fields; a detection with only a bbox gets its box as a polygon (as pycocotools)."""
+    out = []
+    for k, record in enumerate(records):
+        if "segmentation" in record:
+            out.append(record["segmentation"])
+        elif what == "detection" and record.get("bbox"):
+            x, y, w, h = record["bbox"]
+            out.append([[x, y, x, y + h, x + w, y + h, x + w, y]])
+        else:
+            raise YOLOv9Error(f"segm evaluation: {what} {record.get('id', k)} (image {record.get('image_id')}) "
+                              "has no 'segmentation'")
+    return out
+
+
+def _image_sizes(records: list, sizes: dict) -> np.ndarray:
+    """(n, 2) (height, width) of each record's image (polygons are rasterised at that size)."""
+    return np.array([sizes[r["image_id"]] for r in records], dtype=np.int64).reshape(-1, 2)
+
+
+def _detection_mask_areas(results: list, kept: list, masks: RunLengths) -> np.ndarray:
+    """Detection areas as pycocotools' loadRes sets them: the bbox's w * h when the first result has a bbox,
+    else the mask's pixel count."""
+    if results and results[0].get("bbox"):
+        boxes = _boxes(kept)
+        return boxes[:, 2] * boxes[:, 3]
+    return masks.areas.astype(np.float64)
+
+
 def box_iou_xywh(dt: np.ndarray, gt: np.ndarray, crowd: np.ndarray) -> np.ndarray:
     """IoU of aligned (..., 4) xywh boxes, float64, as pycocotools computes it (crowd: divide by the det's area)."""
     w = np.minimum(dt[..., 2] + dt[..., 0], gt[..., 2] + gt[..., 0]) - np.maximum(dt[..., 0], gt[..., 0])
@@ -114,9 +206,17 @@ def box_iou_xywh(dt: np.ndarray, gt: np.ndarray, crowd: np.ndarray) -> np.ndarra
         return np.where(inter > 0, inter / union, 0.0)
 
 
-def _evaluate(gts: dict, dts: dict, num_categories: int, max_dets: tuple = MAX_DETS
+def _evaluate(gts: dict, dts: dict, num_categories: int, pair_iou: PairIoU, max_dets: tuple = MAX_DETS
               ) -> tuple[np.ndarray, np.ndarray]:
     """Match and accumulate -> precision (T, R, K, A) at max_dets[-1] and recall (T, K, A, M), -1 without GT."""
+    kept, rank, matched, ignored = _match(gts, dts, pair_iou, max_dets[-1], AREA_RANGES)
+    return accumulate(gts, kept, rank, matched, ignored, num_categories, max_dets, AREA_RANGES)
+
+
+def _match(gts: dict, dts: dict, pair_iou: PairIoU, max_det: int, area_ranges: np.ndarray
+           ) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
+    """The best `max_det` detections of each (image, category) -> those detections, their rank in the pair and
+    matched, ignored: (A, T, kept) bools."""
     num_images = int(max(gts["image"].max(initial=-1), dts["image"].max(initial=-1))) + 1
     gt_pair = gts["category"] * num_images + gts["image"]
     dt_pair = dts["category"] * num_images + dts["image"]
@@ -124,21 +224,21 @@ def _evaluate(gts: dict, dts: dict, num_categories: int, max_dets: tuple = MAX_D
     _, starts, counts = np.unique(dt_pair[order], return_index=True, return_counts=True)
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order)) - np.repeat(starts, counts)
-    top = rank < max_dets[-1]
+    top = rank < max_det
     dts = {key: value[top] for key, value in dts.items()}
     dt_pair, rank = dt_pair[top], rank[top]
-    matched, ignored = match_detections(gts, gt_pair, dts, dt_pair, rank)
-    return accumulate(gts, dts, rank, matched, ignored, num_categories, max_dets)
+    matched, ignored = match_detections(gts, gt_pair, dts, dt_pair, rank, pair_iou, area_ranges)
+    return dts, rank, matched, ignored
 
 
-def match_detections(gts: dict, gt_pair: np.ndarray, dts: dict, dt_pair: np.ndarray, rank: np.ndarray
-                     ) -> tuple[np.ndarray, np.ndarray]:
+def match_detections(gts: dict, gt_pair: np.ndarray, dts: dict, dt_pair: np.ndarray, rank: np.ndarray,
+                     pair_iou: PairIoU, area_ranges: np.ndarray = AREA_RANGES) -> tuple[np.ndarray, np.ndarray]:
     """Greedy COCO matching -> matched, ignored: (A, T, num_dets) bools.
 
     Only a detection with IoU >= 0.5 with some ground truth of its (image, category) pair can match. Such
     detections of all pairs advance together, the best of each pair first, one detection per pair and step.
     """
-    num_areas, num_thresholds = len(AREA_RANGES), len(IOU_THRESHOLDS)
+    num_areas, num_thresholds = len(area_ranges), len(IOU_THRESHOLDS)
     matched = np.zeros((num_areas, num_thresholds, len(rank)), dtype=bool)
     to_ignored = np.zeros_like(matched)
     contested = np.flatnonzero(np.isin(dt_pair, gt_pair))
@@ -151,15 +251,16 @@ def match_detections(gts: dict, gt_pair: np.ndarray, dts: dict, dt_pair: np.ndar
     valid_gt = slot < gt_counts[:, None]  # (P, G): padded slots point at a dummy row
     padded_order = np.append(gt_order, len(gt_order))
     gt_index = padded_order[np.where(valid_gt, gt_starts[:, None] + slot, len(gt_order))]
-    gt_box = np.concatenate((gts["box"], np.zeros((1, 4))))[gt_index]
     gt_crowd = np.append(gts["crowd"], False)[gt_index]
     gt_area = np.append(gts["area"], 0.0)[gt_index]
-    out_of_range = (gt_area < AREA_RANGES[:, None, None, 0]) | (gt_area > AREA_RANGES[:, None, None, 1])
+    out_of_range = (gt_area < area_ranges[:, None, None, 0]) | (gt_area > area_ranges[:, None, None, 1])
     gt_ignored = (gt_crowd | out_of_range)[:, None]  # (A, 1, P, G)
     thresholds = IOU_THRESHOLDS[None, :, None, None]
 
-    ious = np.where(valid_gt[pair_of_det], box_iou_xywh(dts["box"][contested, None], gt_box[pair_of_det],
-                                                        gt_crowd[pair_of_det]), -1.0)  # (D, G)
+    ious = np.full((len(contested), width), -1.0)  # (D, G)
+    row, column = np.nonzero(valid_gt[pair_of_det])
+    ious[row, column] = pair_iou(dts["index"][contested[row]], gt_index[pair_of_det[row], column],
+                                 gt_crowd[pair_of_det[row], column])
     viable = (ious >= IOU_THRESHOLDS[0]).any(-1)
     contested, pair_of_det, ious = contested[viable], pair_of_det[viable], ious[viable]
     by_pair = np.lexsort((rank[contested], pair_of_det))
@@ -183,7 +284,7 @@ def match_detections(gts: dict, gt_pair: np.ndarray, dts: dict, dt_pair: np.ndar
         taken[a, t, p[j], chosen[a, t, j]] = True
         matched[:, :, det] = found
         to_ignored[:, :, det] = found & ~found_real
-    det_outside = (dts["area"] < AREA_RANGES[:, None, 0]) | (dts["area"] > AREA_RANGES[:, None, 1])  # (A, D)
+    det_outside = (dts["area"] < area_ranges[:, None, 0]) | (dts["area"] > area_ranges[:, None, 1])  # (A, D)
     ignored = to_ignored | (~matched & det_outside[:, None])
     return matched, ignored
 
@@ -198,7 +299,8 @@ def _last_best(iou: np.ndarray, usable: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def accumulate(gts: dict, dts: dict, rank: np.ndarray, matched: np.ndarray, ignored: np.ndarray,
-               num_categories: int, max_dets: tuple = MAX_DETS) -> tuple[np.ndarray, np.ndarray]:
+               num_categories: int, max_dets: tuple = MAX_DETS, area_ranges: np.ndarray = AREA_RANGES
+               ) -> tuple[np.ndarray, np.ndarray]:
     """pycocotools' accumulate(): precision (T, R, K, A) at max_dets[-1] and recall (T, K, A, M).
 
     Per (area, threshold, category) the detections are ranked by score (ties: image, then rank in the image).
@@ -206,9 +308,9 @@ def accumulate(gts: dict, dts: dict, rank: np.ndarray, matched: np.ndarray, igno
     thresholds are computed from the true positives alone: the first detection reaching recall threshold r is
     the c_r-th true positive, c_r being the least count with c_r / npos >= r.
     """
-    num_areas, num_thresholds, num_recalls = len(AREA_RANGES), len(IOU_THRESHOLDS), len(RECALL_THRESHOLDS)
+    num_areas, num_thresholds, num_recalls = len(area_ranges), len(IOU_THRESHOLDS), len(RECALL_THRESHOLDS)
     num_rows, num_groups = num_areas * num_thresholds, num_areas * num_thresholds * num_categories
-    in_range = (gts["area"] >= AREA_RANGES[:, None, 0]) & (gts["area"] <= AREA_RANGES[:, None, 1]) & ~gts["crowd"]
+    in_range = (gts["area"] >= area_ranges[:, None, 0]) & (gts["area"] <= area_ranges[:, None, 1]) & ~gts["crowd"]
     positives = np.stack([np.bincount(gts["category"][keep], minlength=num_categories) for keep in in_range])  # (A,K)
     has_gt = np.broadcast_to((positives > 0)[:, None], (num_areas, num_thresholds, num_categories))
 

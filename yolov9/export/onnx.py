@@ -1,8 +1,7 @@
-"""ONNX export of a deploy-ready (stripped, fused, eval) model, optionally ending in ONNX NonMaxSuppression.
+"""ONNX export of a deploy-ready (stripped, fused, eval) model: trace the task's export graph, add our metadata.
 
-Plain output: `output` (B, 4 + nc, A), boxes xywh in input pixels then sigmoid class scores, anchors level by
-level (stride 8, 16, 32), row-major within a level. With NMS: `num_dets` (B, 1) int64, `boxes` (B, K, 4) xyxy
-input pixels, `scores` (B, K), `classes` (B, K) int64, best first; rows past num_dets are zero.
+Plain detection output: `output` (B, 4 + nc, A), boxes xywh in input pixels then sigmoid class scores, anchors
+level by level (stride 8, 16, 32), row-major within a level. With NMS see `yolov9.tasks.end_to_end`.
 """
 from __future__ import annotations
 
@@ -10,108 +9,48 @@ import io
 import json
 import warnings
 from pathlib import Path
-from typing import Sequence, Union
+from typing import Optional, Sequence, Union
 
 import torch
-from torch import nn
 
+from yolov9.io.atomic import atomic_write_bytes
 from yolov9.models.detection_model import DetectionModel
-from yolov9.ops.boxes import xywh2xyxy
+from yolov9.tasks.base import ExportGraph
+from yolov9.version import __version__
 
 DEFAULT_OPSET = 17
 
 
-class _NonMaxSuppression(torch.autograd.Function):
-    """Traces to ONNX NonMaxSuppression: boxes (B, A, 4) xyxy, scores (B, nc, A) -> selected (N, 3) int64.
-
-    Each selected row is [batch, class, anchor]; suppression is per class (IoU > iou drops a box) and only
-    scores > score_threshold are kept. The eager forward only has to give the tracer a tensor of that form.
-    """
-
-    @staticmethod
-    def forward(ctx, boxes, scores, max_per_class: int, iou: float, score_threshold: float):
-        return torch.zeros((1, 3), dtype=torch.int64, device=boxes.device)
-
-    @staticmethod
-    def symbolic(g, boxes, scores, max_per_class: int, iou: float, score_threshold: float):
-        return g.op("NonMaxSuppression", boxes, scores,
-                    g.op("Constant", value_t=torch.tensor([max_per_class], dtype=torch.int64)),
-                    g.op("Constant", value_t=torch.tensor([iou], dtype=torch.float32)),
-                    g.op("Constant", value_t=torch.tensor([score_threshold], dtype=torch.float32)))
-
-
-class EndToEnd(nn.Module):
-    """Model + class-aware NMS (each anchor keeps its best class, like our PyTorch NMS) + top-K per image."""
-
-    def __init__(self, model: nn.Module, conf: float = 0.25, iou: float = 0.45, max_det: int = 300):
-        super().__init__()
-        self.model, self.conf, self.iou, self.max_det = model, conf, iou, max_det
-
-    def forward(self, images: torch.Tensor):
-        prediction = self.model(images).float()
-        boxes = xywh2xyxy(prediction[:, :4].transpose(1, 2))  # (B, A, 4)
-        scores = prediction[:, 4:]  # (B, nc, A)
-        class_ids = torch.ones_like(scores[:1, :, :1]).cumsum(1) - 1  # (1, nc, 1), traced shape-free
-        best = scores * (class_ids == scores.argmax(1, keepdim=True))  # only the best class (first on ties)
-        selected = _NonMaxSuppression.apply(boxes, best, self.max_det, self.iou, self.conf)
-        image, cls, anchor = selected[:, 0], selected[:, 1], selected[:, 2]
-        k = self.max_det
-        det_scores = torch.cat((best[image, cls, anchor], best.new_full((k,), -1.0)))  # (N + K,) padded
-        det_boxes = torch.cat((boxes[image, anchor], boxes.new_zeros((k, 4))))
-        det_classes = torch.cat((cls, cls.new_zeros((k,))))
-        image_ids = torch.ones_like(scores[:, 0, :1]).cumsum(0) - 1  # (B, 1) = 0..B-1, traced shape-free
-        owner = torch.cat((image.float(), best.new_full((k,), -1.0)))
-        per_image = torch.where(owner[None] == image_ids, det_scores[None], best.new_full((1,), -1.0))
-        top_scores, top_index = per_image.topk(k, dim=1)  # (B, K)
-        valid = top_scores > 0
-        num_dets = valid.sum(1, keepdim=True)
-        out_boxes = det_boxes[top_index] * valid[..., None]
-        out_scores = top_scores * valid
-        out_classes = det_classes[top_index] * valid
-        return num_dets, out_boxes, out_scores, out_classes
-
-
 def model_metadata(model: DetectionModel, imgsz: Sequence[int], nms: bool, dynamic: bool, half: bool) -> dict:
-    from yolov9 import __version__
-
-    return {"format": "yolov9", "version": __version__, "names": json.dumps(list(model.names)),
+    """The `metadata_props` every export carries (read back by the runtime backends)."""
+    return {"format": "yolov9", "version": __version__, "task": model.task, "names": json.dumps(list(model.names)),
             "nc": str(model.nc), "stride": str(int(model.stride.max())), "imgsz": json.dumps(list(imgsz)),
             "nms": "true" if nms else "false", "dynamic": "true" if dynamic else "false",
-            "precision": "fp16" if half else "fp32", "output": "nms" if nms else "xywh+scores"}
+            "precision": "fp16" if half else "fp32"}
 
 
-def export_onnx(model: DetectionModel, file: Union[str, Path], imgsz: Sequence[int] = (640, 640), batch: int = 1,
-                dynamic: bool = False, nms: bool = False, half: bool = False, opset: int = DEFAULT_OPSET,
-                conf: float = 0.25, iou: float = 0.45, max_det: int = 300) -> Path:
-    """Trace `model` (already stripped, fused, eval) to ONNX with metadata; written atomically to `file`."""
+def export_onnx(model: DetectionModel, graph: ExportGraph, file: Union[str, Path], imgsz: Sequence[int],
+                batch: int = 1, dynamic: bool = False, half: bool = False, opset: int = DEFAULT_OPSET,
+                metadata: Optional[dict] = None) -> Path:
+    """Trace `graph.module` (built on `model`: stripped, fused, eval) to ONNX with metadata; written atomically."""
     import onnx
 
-    from yolov9.io.atomic import atomic_write_bytes
-
     device = next(model.parameters()).device
-    dtype = torch.float16 if half else torch.float32
-    images = torch.zeros(batch, 3, *imgsz, device=device, dtype=dtype)
-    module = (EndToEnd(model, conf, iou, max_det) if nms else model).eval()
-    outputs = ["num_dets", "boxes", "scores", "classes"] if nms else ["output"]
+    images = torch.zeros(batch, 3, *imgsz, device=device, dtype=torch.float16 if half else torch.float32)
     axes = None
     if dynamic:
-        axes = {"images": {0: "batch", 2: "height", 3: "width"}}
-        axes.update({name: {0: "batch"} for name in outputs})
-        if not nms:
-            axes["output"][2] = "anchors"
+        axes = {"images": {0: "batch", 2: "height", 3: "width"}, **graph.dynamic_axes}
     model.head.dynamic = dynamic
     buffer = io.BytesIO()
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer notes
-            torch.onnx.export(module, (images,), buffer, opset_version=opset, input_names=["images"],
-                              output_names=outputs, dynamic_axes=axes, do_constant_folding=True, dynamo=False)
+            torch.onnx.export(graph.module.eval(), (images,), buffer, opset_version=opset, input_names=["images"],
+                              output_names=list(graph.dynamic_axes), dynamic_axes=axes, do_constant_folding=True,
+                              dynamo=False)
     finally:
         model.head.dynamic = False
     proto = onnx.load_from_string(buffer.getvalue())
-    for key, value in model_metadata(model, imgsz, nms, dynamic, half).items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    file = Path(file)
-    atomic_write_bytes(file, proto.SerializeToString())
-    return file
+    for key, value in (metadata or {}).items():
+        proto.metadata_props.add(key=key, value=value)
+    return atomic_write_bytes(file, proto.SerializeToString())

@@ -13,20 +13,19 @@ from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
-from yolov9.data.transforms import letterbox
+from yolov9.engine.predictor import preprocess
 from yolov9.errors import YOLOv9Error
 
 
 def letterboxed_batches(files: Sequence[Path], imgsz: tuple[int, int]) -> Iterator[np.ndarray]:
-    """(1, 3, H, W) float32 RGB inputs in [0, 1], letterboxed to the fixed export shape like predict does."""
+    """(1, 3, H, W) float32 RGB inputs in [0, 1], letterboxed to the fixed export shape as predict does."""
     import cv2
 
     for file in files:
         image = cv2.imread(str(file))
         if image is None:
             raise YOLOv9Error(f"{file}: cannot be read as a calibration image")
-        boxed = letterbox(image, imgsz, auto=False)[0]
-        yield np.ascontiguousarray(boxed[..., ::-1].transpose(2, 0, 1))[None].astype(np.float32) / 255
+        yield preprocess([image], imgsz, auto=False, stride=32)[0].numpy()
 
 
 def _reader(input_name: str, files: Sequence[Path], imgsz: tuple[int, int]):

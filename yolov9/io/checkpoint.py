@@ -4,7 +4,8 @@ A checkpoint is a dict that `torch.load(path, weights_only=True)` reads (tensors
 
     format="yolov9", version=1, config (model YAML dict), names (list), nc, stride, hyp,
     model (state_dict), ema (state_dict or None), ema_updates, optimizer (state_dict or None), epoch,
-    best_fitness, train_args (dict), extra (dict), library_version, torch_version, date
+    best_fitness, train_args (dict), trainer (the trainer's resume state, or None), library_version,
+    torch_version, date
 
 Files are written atomically (`yolov9.io.atomic`).
 """
@@ -15,37 +16,19 @@ import pickle
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
 
-import numpy as np
 import torch
 from torch import nn
 
 from yolov9.errors import CheckpointError, ConfigError
 from yolov9.io.atomic import atomic_torch_save
 from yolov9.io.official import check_stride, read_official, require_torch_archive
+from yolov9.io.plain import plain_data
+from yolov9.version import __version__
 from yolov9.models import DetectionModel
 
 FORMAT = "yolov9"
 VERSION = 1
 PathLike = Union[str, Path]
-
-
-def storable(value: Any, where: str) -> Any:
-    """`value` as data `torch.load(weights_only=True)` accepts: paths -> str, numpy -> Python/lists."""
-    if isinstance(value, (int, float, bool, type(None), torch.Tensor, torch.dtype)):
-        return value
-    if isinstance(value, (str, Path)):
-        return str(value)  # also plain-str versions of str subclasses such as torch.__version__
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (list, tuple)):
-        items = [storable(v, f"{where}[{i}]") for i, v in enumerate(value)]
-        return items if isinstance(value, list) else tuple(items)
-    if isinstance(value, Mapping):
-        return {k: storable(v, f"{where}.{k}") for k, v in value.items()}
-    raise CheckpointError(f"cannot store {where}: {type(value).__name__} is not plain data "
-                          "(use str, numbers, lists, dicts or tensors)")
 
 
 def _state(module: nn.Module, half: bool) -> dict[str, torch.Tensor]:
@@ -66,28 +49,26 @@ def _ema_module(ema: Any) -> tuple[Optional[nn.Module], Optional[int]]:
 
 def checkpoint_dict(model: DetectionModel, *, ema: Any = None, optimizer: Any = None, epoch: Optional[int] = None,
                     best_fitness: Optional[float] = None, train_args: Optional[Mapping] = None,
-                    extra: Optional[Mapping] = None, half: bool = False) -> dict:
+                    trainer: Optional[Mapping] = None, half: bool = False) -> dict:
     """The dict `save_checkpoint` writes. `optimizer` may be an optimizer or its state_dict."""
-    from yolov9 import __version__
-
     ema_module, ema_updates = _ema_module(ema)
     optimizer_state = optimizer.state_dict() if hasattr(optimizer, "state_dict") else optimizer
     return {
         "format": FORMAT,
         "version": VERSION,
-        "config": storable(model.yaml, "config"),
+        "config": plain_data(model.yaml, "config", True),
         "names": [str(n) for n in model.names],
         "nc": int(model.nc),
         "stride": [float(s) for s in model.stride.tolist()],
-        "hyp": storable(model.hyp, "hyp"),
+        "hyp": plain_data(model.hyp, "hyp", True),
         "model": _state(model, half),
         "ema": _state(ema_module, half) if ema_module is not None else None,
         "ema_updates": ema_updates,
-        "optimizer": storable(optimizer_state, "optimizer"),
+        "optimizer": plain_data(optimizer_state, "optimizer", True),
         "epoch": epoch,
         "best_fitness": None if best_fitness is None else float(best_fitness),
-        "train_args": storable(dict(train_args or {}), "train_args"),
-        "extra": storable(dict(extra or {}), "extra"),
+        "train_args": plain_data(dict(train_args or {}), "train_args", True),
+        "trainer": plain_data(dict(trainer), "trainer", True) if trainer is not None else None,
         "library_version": __version__,
         "torch_version": str(torch.__version__),
         "date": datetime.datetime.now().isoformat(),
@@ -96,14 +77,15 @@ def checkpoint_dict(model: DetectionModel, *, ema: Any = None, optimizer: Any = 
 
 def save_checkpoint(path: PathLike, model: DetectionModel, *, ema: Any = None, optimizer: Any = None,
                     epoch: Optional[int] = None, best_fitness: Optional[float] = None,
-                    train_args: Optional[Mapping] = None, extra: Optional[Mapping] = None,
+                    train_args: Optional[Mapping] = None, trainer: Optional[Mapping] = None,
                     half: bool = False) -> Path:
     """Write a checkpoint atomically. `half=True` stores floating tensors as fp16 (final / release files).
 
-    `extra` holds anything else the trainer needs to resume (e.g. RNG states) as plain data or tensors.
+    `trainer` is the trainer's state for an exact resume (scheduler, scaler, EMA counters, RNG, history, ...) as
+    plain data or tensors.
     """
     ckpt = checkpoint_dict(model, ema=ema, optimizer=optimizer, epoch=epoch, best_fitness=best_fitness,
-                           train_args=train_args, extra=extra, half=half)
+                           train_args=train_args, trainer=trainer, half=half)
     return atomic_torch_save(ckpt, path)
 
 
@@ -112,7 +94,7 @@ def strip_optimizer_state(path: PathLike, out: Optional[PathLike] = None) -> Pat
     ckpt = read_checkpoint(path)
     weights = ckpt["ema"] if ckpt.get("ema") is not None else ckpt["model"]
     ckpt.update(model={k: v.half() if v.is_floating_point() else v for k, v in weights.items()},
-                ema=None, ema_updates=None, optimizer=None)
+                ema=None, ema_updates=None, optimizer=None, trainer=None)
     return atomic_torch_save(ckpt, out or path)
 
 

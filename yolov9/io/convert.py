@@ -24,11 +24,13 @@ def convert_checkpoint(source: PathLike, target: PathLike) -> Path:
 def strip_checkpoint(source: PathLike, target: PathLike, format: str = "yolov9") -> Path:
     """yolov9-X -> the gelan-X-shaped inference model (auxiliary branch dropped), from ours or an official file.
 
-    `format="official"` writes the official `*-converted.pt` layout (fp16) instead of ours.
+    Detection and segmentation models alike. `format="official"` writes the official `*-converted.pt` layout
+    (fp16) instead of ours; the stripped config's labels (`yaml_file`, `stripped_from`) then live only in ours.
     """
     if format not in OUTPUT_FORMATS:
         raise CheckpointError(f"unknown output format {format!r}; choose one of {', '.join(OUTPUT_FORMATS)}")
     model, dtype = load_model_and_dtype(source)
+    model.yaml.setdefault("yaml_file", Path(source).name)  # official files keep the name outside their config
     stripped = strip_auxiliary(model.eval())
     if format == "official":
         return save_official(stripped, target)

@@ -12,13 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-import numpy as np
 import torch
 
 from yolov9.errors import CheckpointError
+from yolov9.io.plain import plain_data
 from yolov9.io.unpickler import InertModule, UnsafeCheckpointError, restricted_pickle
 
-PLAIN_SCALARS = (str, int, float, bool, type(None))
 
 
 @dataclass
@@ -54,23 +53,6 @@ def unpickle_restricted(path: Path) -> Any:
         raise
     except Exception as e:  # malformed archive or pickle: any failure inside torch/pickle means "unreadable"
         raise CheckpointError(f"{path}: cannot read the checkpoint ({type(e).__name__}: {e})") from None
-
-
-def plain(value: Any, where: str) -> Any:
-    """Deep copy of config-like data as plain Python types (numpy scalars -> Python); refuses anything else."""
-    if isinstance(value, PLAIN_SCALARS):
-        return value
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (list, tuple)):
-        return [plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if isinstance(value, dict):
-        return {k: plain(v, f"{where}.{k}") for k, v in value.items()}
-    if isinstance(value, torch.Tensor) and value.numel() <= 64:
-        return value.tolist()
-    raise CheckpointError(f"{where}: unexpected {type(value).__name__} value")
 
 
 def module_state_dict(root: InertModule) -> dict[str, torch.Tensor]:
@@ -129,14 +111,14 @@ def read_official(path: str | Path) -> OfficialCheckpoint:
     attrs = vars(module)
     if not isinstance(attrs.get("yaml"), dict):
         raise CheckpointError(f"{path}: the model has no embedded `yaml` config; cannot rebuild it")
-    config = plain(attrs["yaml"], f"{path}: yaml")
+    config = plain_data(attrs["yaml"], f"{path}: yaml")
     nc = attrs.get("nc", config.get("nc"))
     if type(nc) is not int or nc < 1:
         raise CheckpointError(f"{path}: the model's class count `nc` is {nc!r}, not a positive integer")
     config["nc"] = nc
     stride = attrs.get("stride")
-    meta = {key: plain(top.get(key), f"{path}: {key}") for key in ("epoch", "date", "opt") if key in top}
-    best = plain(top.get("best_fitness"), f"{path}: best_fitness")
+    meta = {key: plain_data(top.get(key), f"{path}: {key}") for key in ("epoch", "date", "opt") if key in top}
+    best = plain_data(top.get("best_fitness"), f"{path}: best_fitness")
     meta["best_fitness"] = float(best[0] if isinstance(best, list) else best) if best is not None else None
     meta["has_optimizer"] = top.get("optimizer") is not None
     try:
@@ -149,7 +131,7 @@ def read_official(path: str | Path) -> OfficialCheckpoint:
         names=_names(attrs.get("names"), nc, path),
         state_dict=state_dict,
         stride=[float(s) for s in stride.tolist()] if isinstance(stride, torch.Tensor) else None,
-        hyp=plain(attrs.get("hyp"), f"{path}: hyp") if isinstance(attrs.get("hyp"), dict) else None,
+        hyp=plain_data(attrs.get("hyp"), f"{path}: hyp") if isinstance(attrs.get("hyp"), dict) else None,
         source=source,
         meta=meta,
     )

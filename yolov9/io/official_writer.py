@@ -4,11 +4,14 @@ The official code unpickles whole modules, so the file must name the official cl
 (`models.yolo.DetectionModel`, `models.yolo.DDetect`, `models.common.Conv`, ...) and torch.nn layers. We build
 that pickle without the official code: each of our modules becomes a record whose class carries the official
 module path and name and whose state is the module's attributes (the ones the official forward reads).
+Segmentation models are written as `models.yolo.SegmentationModel`; their head records carry the reference
+`detect = <detection head>.forward` that the official segmentation heads call.
 """
 from __future__ import annotations
 
 import copy
 import copyreg
+import dataclasses
 import pickle
 import types
 from pathlib import Path
@@ -17,15 +20,15 @@ from typing import Any, Union
 import torch
 from torch import nn
 
+from yolov9.errors import CheckpointError
 from yolov9.io.atomic import atomic_write
 from yolov9.models import DetectionModel
-from yolov9.nn.head import DetectHead
+from yolov9.nn.head import HEAD_SPECS, DetectHead, head_name
 
-OFFICIAL_HEADS = {1: "DDetect", 2: "DualDDetect", 3: "TripleDDetect"}
 # Attributes the official classes read in forward() that our modules may not carry.
-OFFICIAL_DEFAULTS = {"RepConvN": {"bn": None}, "DDetect": {"inplace": True}, "DualDDetect": {"inplace": True},
-                     "TripleDDetect": {"inplace": True}}
-DROPPED_ATTRIBUTES = {"_anchor_cache", "branches"}
+OFFICIAL_DEFAULTS = {"RepConvN": {"bn": None}, **{head: {"inplace": True} for head in HEAD_SPECS}}
+DROPPED_ATTRIBUTES = {"_anchor_cache", "branches", "grouped", "masks"}
+OUR_CONFIG_KEYS = ("yaml_file", "stripped_from")  # official configs have no such keys (yaml_file is an attribute)
 
 
 class _OfficialRecord:
@@ -59,14 +62,32 @@ class _OfficialPickler(pickle._Pickler):  # the Python pickler: its save_global 
         super().save_global(obj, name)
 
 
+class _OfficialMethod:
+    """Pickles as `getattr(<official class record>, name)`: how protocol 2 writes a reference to a method."""
+
+    def __init__(self, owner: type, name: str):
+        self.owner, self.name = owner, name
+
+    def __reduce_ex__(self, protocol: int):
+        return getattr, (self.owner, self.name)
+
+
 _official_pickle = types.SimpleNamespace(Pickler=_OfficialPickler, __name__=__name__)
+
+
+def _official_head_name(head: DetectHead) -> str:
+    try:
+        return head_name(head.spec)
+    except ValueError:
+        raise CheckpointError(f"the official code has no head class for {head.spec}; this model cannot be "
+                              "written in the official layout (save it in the yolov9 format)") from None
 
 
 def _official_name(module: nn.Module) -> str:
     if isinstance(module, DetectionModel):
-        return "models.yolo.DetectionModel"
+        return f"models.yolo.{'SegmentationModel' if module.task == 'segment' else 'DetectionModel'}"
     if isinstance(module, DetectHead):
-        return f"models.yolo.{OFFICIAL_HEADS[module.branches]}"
+        return f"models.yolo.{_official_head_name(module)}"
     return f"models.common.{type(module).__name__}"
 
 
@@ -81,7 +102,11 @@ def _convert(module: nn.Module, cache: dict) -> Any:
     state = {k: v for k, v in vars(module).items() if k not in DROPPED_ATTRIBUTES}
     state.update(OFFICIAL_DEFAULTS.get(official.rpartition(".")[2], {}))
     state["_modules"] = dict(children)
+    if isinstance(module, DetectHead) and module.task == "segment":
+        detection = head_name(dataclasses.replace(module.spec, masks=None))
+        state["detect"] = _OfficialMethod(_record_class(f"models.yolo.{detection}", cache), "forward")
     if isinstance(module, DetectionModel):
+        state["yaml"] = {k: v for k, v in module.yaml.items() if k not in OUR_CONFIG_KEYS}
         sequential = nn.Sequential()
         sequential.__dict__["_modules"] = state["_modules"].pop("model")._modules
         state["_modules"]["model"] = sequential

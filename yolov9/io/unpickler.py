@@ -6,11 +6,14 @@ Every global the pickle names goes through `RestrictedUnpickler.find_class`:
 * `models.*`, `utils.*` and torch.nn layer classes become `InertModule` stand-ins: plain objects that only
   receive their pickled `__dict__` (no constructor, no methods of the real class ever run);
 * tensors and storages are rebuilt through argument-checked wrappers of torch's own rebuild functions;
-* `OrderedDict`, `set`, `frozenset`, numpy scalars/arrays (no object dtype), `pathlib` paths (as plain strings)
-  and torch dtypes are allowed, each through a wrapper that checks its arguments.
+* `OrderedDict`, `set`, `frozenset`, numpy scalars/arrays (no object dtype), `pathlib` paths (as plain strings),
+  torch dtypes and `torch.Size` are allowed, each through a wrapper that checks its arguments;
+* `getattr(<stand-in class>, 'public_name')`, how protocol-2 pickles name a method (official segmentation heads
+  keep `self.detect = Detect.forward`), becomes an `InertReference`: a name, never looked up, never callable.
+  `getattr` on anything else is refused.
 
-Any other global (`os.system`, `builtins.eval`, `subprocess.Popen`, `getattr`, ...) is refused before anything
-is called, with an `UnsafeCheckpointError` naming the global.
+Any other global (`os.system`, `builtins.eval`, `subprocess.Popen`, ...) and any other use of `getattr` is
+refused before anything is called, with an `UnsafeCheckpointError` naming it.
 """
 from __future__ import annotations
 
@@ -59,6 +62,26 @@ class InertModule:
         return f"<inert {self.official_global}>"
 
 
+class InertReference:
+    """Stand-in for a function or attribute the pickle names as `getattr(<official class>, name)`: data only."""
+
+    def __init__(self, official_global: str):
+        self.official_global = official_global
+
+    def __repr__(self) -> str:
+        return f"<inert reference {self.official_global}>"
+
+
+def _inert_getattr(owner: Any, name: Any, *default: Any) -> InertReference:
+    """`getattr` as protocol-2 pickles use it for methods: only on a stand-in class and a public identifier."""
+    if default or not (isinstance(owner, type) and issubclass(owner, InertModule) and owner.official_global):
+        raise UnsafeCheckpointError("getattr is only accepted on a stand-in of an official class, "
+                                    f"not on {type(owner).__name__}")
+    if not isinstance(name, str) or not name.isidentifier() or name.startswith("_"):
+        raise UnsafeCheckpointError(f"getattr of {name!r} on {owner.official_global}: only public names are accepted")
+    return InertReference(f"{owner.official_global}.{name}")
+
+
 def _standin(module: str, name: str, cache: dict) -> type:
     key = f"{module}.{name}"
     if key not in cache:
@@ -93,6 +116,13 @@ def _rebuild_tensor(storage: Any, offset: Any, size: Any, stride: Any, requires_
                                                collections.OrderedDict())
     except RuntimeError as e:
         raise UnsafeCheckpointError(f"tensor does not fit its storage ({e})") from None
+
+
+def _torch_size(dims: Any = ()) -> torch.Size:
+    """`torch.Size(tuple of ints)`, e.g. the input shape an official head caches after an eval forward."""
+    if not _int_tuple(dims):
+        raise UnsafeCheckpointError("torch.Size built from something other than non-negative integers")
+    return torch.Size(dims)
 
 
 def _rebuild_parameter(data: Any, requires_grad: Any, hooks: Any) -> torch.nn.Parameter:
@@ -172,6 +202,9 @@ ALLOWED: dict[tuple[str, str], Any] = {
     ("pathlib", "WindowsPath"): _path(PureWindowsPath),
     ("pathlib", "PureWindowsPath"): _path(PureWindowsPath),
     ("_codecs", "encode"): _latin1_encode,
+    ("torch", "Size"): _torch_size,
+    ("builtins", "getattr"): _inert_getattr,
+    ("__builtin__", "getattr"): _inert_getattr,
     ("numpy", "dtype"): _numpy_dtype,
     ("numpy", "ndarray"): _NdarrayToken,
     **{(core, "_reconstruct"): _numpy_reconstruct for core in NUMPY_CORE},

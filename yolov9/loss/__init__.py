@@ -1,5 +1,7 @@
-"""Training objective: task-aligned assignment and the detection loss over any number of head branches."""
-from yolov9.loss.assigner import TaskAlignedAssigner
+"""Training objectives: task-aligned assignment, the detection loss over any number of head branches and the
+instance-segmentation loss built on it."""
+from yolov9.loss.assigner import Assignment, TaskAlignedAssigner
 from yolov9.loss.detection_loss import DetectionLoss
+from yolov9.loss.segmentation_loss import SegmentationLoss
 
-__all__ = ["DetectionLoss", "TaskAlignedAssigner"]
+__all__ = ["Assignment", "DetectionLoss", "SegmentationLoss", "TaskAlignedAssigner"]

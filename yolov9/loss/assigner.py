@@ -1,6 +1,8 @@
 """Task-aligned assignment (TOOD / PP-YOLOE): which anchors learn which ground-truth box, and how strongly."""
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import nn
 
@@ -12,6 +14,20 @@ def anchors_inside_boxes(anchor_points: torch.Tensor, gt_boxes: torch.Tensor, ep
     x, y = anchor_points[:, 0], anchor_points[:, 1]
     x1, y1, x2, y2 = (gt_boxes[..., i:i + 1] for i in range(4))  # (B, n, 1) each
     return (x - x1 > eps) & (y - y1 > eps) & (x2 - x > eps) & (y2 - y > eps)
+
+
+class Assignment(NamedTuple):
+    """Targets of every anchor. B images, A anchors, nc classes.
+
+    labels (B, A) int64; boxes (B, A, 4) xyxy; scores (B, A, nc); fg_mask (B, A) bool; gt_index (B, A) int64: the
+    image's target row each anchor learns (0 for background), e.g. to pick its ground-truth mask.
+    """
+
+    labels: torch.Tensor
+    boxes: torch.Tensor
+    scores: torch.Tensor
+    fg_mask: torch.Tensor
+    gt_index: torch.Tensor
 
 
 class TaskAlignedAssigner(nn.Module):
@@ -33,21 +49,20 @@ class TaskAlignedAssigner(nn.Module):
 
     @torch.no_grad()
     def forward(self, pd_scores: torch.Tensor, pd_bboxes: torch.Tensor, anc_points: torch.Tensor,
-                gt_labels: torch.Tensor, gt_bboxes: torch.Tensor, mask_gt: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+                gt_labels: torch.Tensor, gt_bboxes: torch.Tensor, mask_gt: torch.Tensor) -> Assignment:
         """Targets for every anchor.
 
         pd_scores (B, A, nc) probabilities; pd_bboxes (B, A, 4) xyxy; anc_points (A, 2), same units as the boxes;
         gt_labels (B, n, 1); gt_bboxes (B, n, 4) xyxy; mask_gt (B, n, 1), nonzero for real (not padding) rows.
-        Returns target_labels (B, A) int64, target_bboxes (B, A, 4), target_scores (B, A, nc), fg_mask (B, A) bool.
-        Background anchors carry the label and box of their image's first row, with zero scores (as officially).
+        Background anchors carry the label and box of their image's first row (gt_index 0), with zero scores
+        (as officially).
         """
         batch, anchors, nc = pd_scores.shape
         n_boxes = gt_bboxes.shape[1]
         if n_boxes == 0:
-            return (torch.full((batch, anchors), nc, dtype=torch.long, device=pd_scores.device),
-                    torch.zeros_like(pd_bboxes), torch.zeros_like(pd_scores),
-                    torch.zeros((batch, anchors), dtype=torch.bool, device=pd_scores.device))
+            no_index = torch.zeros((batch, anchors), dtype=torch.long, device=pd_scores.device)
+            return Assignment(torch.full_like(no_index, nc), torch.zeros_like(pd_bboxes), torch.zeros_like(pd_scores),
+                              no_index.bool(), no_index)
         labels = gt_labels.view(batch, n_boxes).long()
         valid = mask_gt.view(batch, n_boxes, 1).bool()
         inside = anchors_inside_boxes(anc_points, gt_bboxes) & valid
@@ -67,7 +82,7 @@ class TaskAlignedAssigner(nn.Module):
         norm_metric = (align_metric * max_overlap / (max_metric + self.eps)).amax(1)  # (B, A)
         target_scores = torch.zeros_like(pd_scores)
         target_scores.scatter_(-1, target_labels.unsqueeze(-1), (norm_metric * fg_mask).unsqueeze(-1))
-        return target_labels, target_bboxes, target_scores, fg_mask
+        return Assignment(target_labels, target_bboxes, target_scores, fg_mask, box_index)
 
     def pair_metrics(self, pd_scores: torch.Tensor, pd_bboxes: torch.Tensor, labels: torch.Tensor,
                      gt_bboxes: torch.Tensor, image: torch.Tensor, box: torch.Tensor, anchor: torch.Tensor

@@ -9,7 +9,8 @@ from yolov9.ops.boxes import bbox_iou
 
 def class_loss(logits: torch.Tensor, target_scores: torch.Tensor, pos_weight: float = 1.0,
                focal_gamma: float = 0.0, focal_alpha: float = 0.25) -> torch.Tensor:
-    """Elementwise BCE-with-logits (B, A, nc); with focal_gamma > 0 the focal form of Lin et al."""
+    """Elementwise BCE-with-logits of same-shaped logits and targets (the loss passes (B, nc, A)); with
+    focal_gamma > 0 the focal form of Lin et al."""
     weight = None if pos_weight == 1.0 else torch.tensor([pos_weight], device=logits.device, dtype=logits.dtype)
     loss = F.binary_cross_entropy_with_logits(logits, target_scores, pos_weight=weight, reduction="none")
     if focal_gamma > 0:

@@ -15,14 +15,15 @@ from torch import nn
 from yolov9.errors import ConfigError
 from yolov9.nn.blocks import (ADown, AConv, CBFuse, CBLinear, Concat, Conv, ELAN1, RepConvN, RepNCSP, RepNCSPELAN4,
                               SPPELAN, Silence, default_activation)
-from yolov9.nn.head import HEAD_BRANCHES, DetectHead, make_divisible
+from yolov9.nn.head import HEAD_SPECS, DetectHead, HeadSpec, make_divisible
+from yolov9.nn.segment_head import SegmentHead
 
 # Modules whose first arg is the output width (scaled by width_multiple) and whose input width is inserted.
 WIDTH_MODULES = {"Conv": Conv, "AConv": AConv, "ADown": ADown, "ELAN1": ELAN1, "RepNCSPELAN4": RepNCSPELAN4,
                  "SPPELAN": SPPELAN, "RepNCSP": RepNCSP, "RepConvN": RepConvN}
 OTHER_MODULES = {"Concat": Concat, "Silence": Silence, "CBLinear": CBLinear, "CBFuse": CBFuse,
                  "Upsample": nn.Upsample, "nn.Upsample": nn.Upsample}
-KNOWN_MODULES = sorted([*WIDTH_MODULES, *OTHER_MODULES, *HEAD_BRANCHES])
+KNOWN_MODULES = sorted([*WIDTH_MODULES, *OTHER_MODULES, *HEAD_SPECS])
 
 ACTIVATIONS = {"SiLU": nn.SiLU, "ReLU": nn.ReLU, "LeakyReLU": nn.LeakyReLU, "Hardswish": nn.Hardswish,
                "Mish": nn.Mish, "GELU": nn.GELU, "ReLU6": nn.ReLU6}
@@ -70,8 +71,13 @@ def _resolve_arg(value: Any, nc: int) -> Any:
     return value
 
 
-def _absolute(source: int, index: int, row_name: str) -> int:
-    """A `from` entry -> absolute layer index (-1 = previous layer; -1 at layer 0 = the input image)."""
+def source_list(source: From) -> list:
+    """A row's `from` as a list (one entry or several)."""
+    return source if isinstance(source, list) else [source]
+
+
+def absolute_source(source: int, index: int, row_name: str = "") -> int:
+    """A `from` entry of row `index` -> absolute layer index (-1 = previous layer; -1 at layer 0 = the input)."""
     if not isinstance(source, int) or isinstance(source, bool):
         raise ConfigError(f"{row_name}: `from` entries must be integers, got {source!r}")
     absolute = index + source if source < 0 else source
@@ -97,7 +103,7 @@ def config_rows(cfg: dict) -> list[list]:
 
 
 def build_layers(cfg: dict, in_channels: int = 3) -> list[Layer]:
-    """Build every row of `cfg` into a `Layer`. The last row must be the detection head."""
+    """Build every row of `cfg` into a `Layer`. The last row must be the (detection or segmentation) head."""
     if "nc" not in cfg:
         raise ConfigError("model config is missing `nc` (number of classes)")
     nc = int(cfg["nc"])
@@ -112,7 +118,7 @@ def build_layers(cfg: dict, in_channels: int = 3) -> list[Layer]:
             row_name = f"layer {i} ({name})"
             if name not in KNOWN_MODULES:
                 raise ConfigError(f"{row_name}: unknown module {name!r}; known modules: {', '.join(KNOWN_MODULES)}")
-            sources = [_absolute(s, i, row_name) for s in (source if isinstance(source, list) else [source])]
+            sources = [absolute_source(s, i, row_name) for s in source_list(source)]
             in_ch = [in_channels if s < 0 else channels[s] for s in sources]
             args = [_resolve_arg(a, nc) for a in args]
             if not isinstance(repeats, int) or repeats < 1:
@@ -125,14 +131,14 @@ def build_layers(cfg: dict, in_channels: int = 3) -> list[Layer]:
                                                         for _ in range(repeats - 1)])
             except (TypeError, ValueError, IndexError, AssertionError) as e:
                 raise ConfigError(f"{row_name}: cannot build with args {args!r} ({e})") from None
-            if name in HEAD_BRANCHES and i != len(rows) - 1:
-                raise ConfigError(f"{row_name}: the detection head must be the last row")
-            if len(sources) > 1 and name not in ("Concat", "CBFuse") and name not in HEAD_BRANCHES:
+            if name in HEAD_SPECS and i != len(rows) - 1:
+                raise ConfigError(f"{row_name}: the head must be the last row")
+            if len(sources) > 1 and name not in ("Concat", "CBFuse") and name not in HEAD_SPECS:
                 raise ConfigError(f"{row_name}: takes one input, but `from` names {len(sources)}")
             layers.append(Layer(i, source, module, name, args, out_ch))
             channels.append(out_ch)
-    if not layers or layers[-1].type_name not in HEAD_BRANCHES:
-        raise ConfigError(f"the last row must be a detection head ({', '.join(HEAD_BRANCHES)})")
+    if not layers or layers[-1].type_name not in HEAD_SPECS:
+        raise ConfigError(f"the last row must be a detection head or a segmentation head ({', '.join(HEAD_SPECS)})")
     return layers
 
 
@@ -143,10 +149,8 @@ def _make_module(name: str, args: list, in_ch: list[int], width: float, is_last:
         out = make_divisible(args[0] * width, 8)
         full = [in_ch[0], out, *args[1:]]
         return WIDTH_MODULES[name](*full), out, full
-    if name in HEAD_BRANCHES:
-        nc = args[0]
-        full = [nc, in_ch]
-        return DetectHead(nc, in_ch, HEAD_BRANCHES[name]), 0, full
+    if name in HEAD_SPECS:
+        return _make_head(HEAD_SPECS[name], args, in_ch, width)
     if name == "Concat":
         return Concat(*args), sum(in_ch), args
     if name == "CBLinear":
@@ -158,3 +162,16 @@ def _make_module(name: str, args: list, in_ch: list[int], width: float, is_last:
         return nn.Upsample(*args), in_ch[0], args
     return OTHER_MODULES[name](*args), in_ch[0], args
 
+
+def _make_head(spec: HeadSpec, args: list, in_ch: list[int], width: float) -> tuple[nn.Module, int, list]:
+    """A head row: detection args `[nc]`, segmentation args `[nc, nm=32, npr=256]` (npr scaled by width)."""
+    nc = args[0]
+    if spec.masks is None:
+        return DetectHead(nc, in_ch, spec.branches, spec.grouped), 0, [nc, in_ch]
+    nm = args[1] if len(args) > 1 else 32
+    npr = args[2] if len(args) > 2 else 256
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (nm, npr)):
+        raise ValueError(f"mask count nm and prototype width npr must be positive integers, got {nm!r}, {npr!r}")
+    npr = make_divisible(npr * width, 8)
+    head = SegmentHead(nc, in_ch, spec.branches, spec.grouped, spec.masks, nm, npr)
+    return head, 0, [nc, nm, npr, in_ch]

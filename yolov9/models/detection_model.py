@@ -1,4 +1,5 @@
-"""DetectionModel: the layer graph of a config, its forward pass, fusing and summary."""
+"""DetectionModel: the layer graph of a config, its forward pass, fusing and summary (detection and instance
+segmentation: the head, the last row, decides the task)."""
 from __future__ import annotations
 
 from typing import Any, Mapping, Optional, Sequence, Union
@@ -15,13 +16,21 @@ STRIDE_PROBE = 64  # size of the dummy input used to measure strides at build ti
 
 
 class DetectionModel(nn.Module):
-    """A YOLOv9 / GELAN detector built from a config dict (official schema).
+    """A YOLOv9 / GELAN detector or instance segmenter built from a config dict (official schema).
 
     State-dict keys are `model.<layer index>.<official attribute path>`, as in official checkpoints.
+    `task` is "detect" or "segment" (from the head).
 
-    Train mode: `model(x)` -> list over head branches of list over levels of raw maps (B, 64 + nc, H_i, W_i).
-    Eval mode: `model(x)` -> (B, 4 + nc, A) of the main (last) branch: xywh in input pixels, sigmoid scores;
-    `model(x, all_branches=True)` -> such a tensor per branch, in config order.
+    Detection. Train mode: `model(x)` -> list over head branches of list over levels of raw maps
+    (B, 64 + nc, H_i, W_i). Eval mode: `model(x)` -> (B, 4 + nc, A) of the main (last) branch: xywh in input
+    pixels, sigmoid scores; `model(x, all_branches=True)` -> such a tensor per branch, in config order.
+
+    Segmentation. Train mode: list over branches of (maps, coefficients (B, nm, A), prototypes (B, nm, H/4, W/4)).
+    Eval mode: (pred, prototypes) of the main branch, pred (B, 4 + nc + nm, A) = boxes, scores, raw mask
+    coefficients; `all_branches=True` -> such a pair per branch.
+
+    In any mode `raw_maps(x)` gives the train-mode structure and `head.decode(raw_maps(x)[b], b)` branch b's eval
+    output.
     """
 
     def __init__(self, cfg: Mapping[str, Any], in_channels: int = 3):
@@ -52,6 +61,11 @@ class DetectionModel(nn.Module):
     def branches(self) -> int:
         return self.head.branches
 
+    @property
+    def task(self) -> str:
+        """'detect' or 'segment'."""
+        return self.head.task
+
     def forward(self, x: torch.Tensor, all_branches: bool = False):
         return self.head(self.features(x), all_branches=all_branches)
 
@@ -66,17 +80,19 @@ class DetectionModel(nn.Module):
         sources = self.head.f
         return [x if j == -1 else outputs[j] for j in sources]
 
-    def raw_maps(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
-        """Raw maps of every branch in any mode: [branch][level] -> (B, 64 + nc, H_i, W_i)."""
+    def raw_maps(self, x: torch.Tensor) -> list:
+        """The train-mode output in any mode: per branch its raw maps [level] -> (B, 64 + nc, H_i, W_i)
+        (segmentation: per branch (maps, coefficients, prototypes))."""
         return self.head.raw_maps(self.features(x))
 
     def _measure_strides(self, in_channels: int) -> torch.Tensor:
+        """Strides of the head's levels, from the sizes of its first branch's input maps."""
         was_training = self.training
         self.eval()
         with torch.no_grad():
-            maps = self.raw_maps(torch.zeros(1, in_channels, STRIDE_PROBE, STRIDE_PROBE))[-1]
+            levels = self.features(torch.zeros(1, in_channels, STRIDE_PROBE, STRIDE_PROBE))[:self.head.nl]
         self.train(was_training)
-        return torch.tensor([STRIDE_PROBE / m.shape[-2] for m in maps])
+        return torch.tensor([STRIDE_PROBE / m.shape[-2] for m in levels])
 
     def _init_batchnorm(self) -> None:
         for m in self.modules():
@@ -96,7 +112,7 @@ class DetectionModel(nn.Module):
         return not any(isinstance(m, nn.BatchNorm2d) for m in self.modules())
 
     def info(self, imgsz: Union[int, Sequence[int]] = 640) -> dict:
-        """Summary: params, gflops (at imgsz), layers, branches, nc, strides, fused."""
+        """Summary: params, gflops (at imgsz), layers, branches, task, nc, strides, fused."""
         from yolov9.models.flops import count_gflops
 
         return {
@@ -104,6 +120,7 @@ class DetectionModel(nn.Module):
             "gflops": count_gflops(self, imgsz),
             "layers": len(self.model),
             "branches": self.branches,
+            "task": self.task,
             "nc": self.nc,
             "strides": [int(s) for s in self.stride.tolist()],
             "fused": self.is_fused,

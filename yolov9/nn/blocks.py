@@ -301,3 +301,20 @@ class DFL(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, a = x.shape
         return self.conv(x.view(b, 4, self.c1, a).transpose(2, 1).softmax(1)).view(b, 4, a)
+
+
+class Proto(nn.Module):
+    """Mask prototypes of the `Segment` head: 3x3 Conv -> nearest upsample x2 -> 3x3 Conv -> 1x1 Conv to `c2` maps.
+
+    (B, c1, H, W) -> (B, c2, 2H, 2W); on P3 (stride 8) the prototypes come out at stride 4.
+    """
+
+    def __init__(self, c1: int, c_: int = 256, c2: int = 32):
+        super().__init__()
+        self.cv1 = Conv(c1, c_, 3)
+        self.upsample = nn.Upsample(scale_factor=2, mode="nearest")
+        self.cv2 = Conv(c_, c_, 3)
+        self.cv3 = Conv(c_, c2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.cv3(self.cv2(self.upsample(self.cv1(x))))

@@ -1,21 +1,68 @@
-"""Pure, vectorised box operations. Boxes are (..., 4) tensors, xyxy unless a name says otherwise."""
+"""Pure, vectorised box operations. Boxes are (..., 4), xyxy unless a name says otherwise.
+
+Conversions take torch tensors or numpy arrays and return the same kind (same dtype): the one place where
+xyxy <-> xywh (centre) <-> ltwh (COCO's [x, y, w, h]) and normalisation are written. The IoU family is torch.
+"""
 from __future__ import annotations
 
 import math
+from typing import Sequence, TypeVar, Union
 
+import numpy as np
 import torch
 
+Array = TypeVar("Array", torch.Tensor, np.ndarray)
 
-def xywh2xyxy(boxes: torch.Tensor) -> torch.Tensor:
+
+def _join(parts: Sequence, like) -> Union[torch.Tensor, np.ndarray]:
+    return torch.cat(tuple(parts), -1) if isinstance(like, torch.Tensor) else np.concatenate(tuple(parts), -1)
+
+
+def xywh2xyxy(boxes: Array) -> Array:
     """(cx, cy, w, h) -> (x1, y1, x2, y2)."""
     xy, wh = boxes[..., :2], boxes[..., 2:4]
-    return torch.cat((xy - wh / 2, xy + wh / 2), -1)
+    return _join((xy - wh / 2, xy + wh / 2), boxes)
 
 
-def xyxy2xywh(boxes: torch.Tensor) -> torch.Tensor:
+def xyxy2xywh(boxes: Array) -> Array:
     """(x1, y1, x2, y2) -> (cx, cy, w, h)."""
     x1y1, x2y2 = boxes[..., :2], boxes[..., 2:4]
-    return torch.cat(((x1y1 + x2y2) / 2, x2y2 - x1y1), -1)
+    return _join(((x1y1 + x2y2) / 2, x2y2 - x1y1), boxes)
+
+
+def xyxy2ltwh(boxes: Array) -> Array:
+    """(x1, y1, x2, y2) -> (x1, y1, w, h), COCO's `bbox` layout."""
+    return _join((boxes[..., :2], boxes[..., 2:4] - boxes[..., :2]), boxes)
+
+
+def ltwh2xyxy(boxes: Array) -> Array:
+    """COCO's (x1, y1, w, h) -> (x1, y1, x2, y2)."""
+    return _join((boxes[..., :2], boxes[..., :2] + boxes[..., 2:4]), boxes)
+
+
+def _size_scale(shape: Sequence[int], like) -> Union[torch.Tensor, np.ndarray]:
+    h, w = shape
+    if isinstance(like, torch.Tensor):
+        return like.new_tensor([w, h, w, h])
+    return np.array([w, h, w, h], dtype=like.dtype if like.dtype.kind == "f" else np.float64)
+
+
+def normalize_boxes(boxes: Array, shape: Sequence[int]) -> Array:
+    """Pixel boxes (any 4-value layout) of an image of shape (h, w) -> fractions of the image size."""
+    return boxes / _size_scale(shape, boxes)
+
+
+def denormalize_boxes(boxes: Array, shape: Sequence[int]) -> Array:
+    """Boxes as fractions of an image of shape (h, w) -> pixels."""
+    return boxes * _size_scale(shape, boxes)
+
+
+def clip_boxes(boxes: Array, shape: Sequence[int]) -> Array:
+    """Clip xyxy boxes to an image of shape (h, w)."""
+    h, w = shape
+    if isinstance(boxes, torch.Tensor):
+        return torch.minimum(boxes.clamp(min=0), boxes.new_tensor([w, h, w, h]))
+    return np.clip(boxes, 0, np.array([w, h, w, h], dtype=boxes.dtype))
 
 
 def box_area(boxes: torch.Tensor) -> torch.Tensor:

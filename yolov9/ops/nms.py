@@ -1,4 +1,7 @@
-"""Non-maximum suppression for the (B, 4 + nc, A) output of the detect head, vectorised, without torchvision.
+"""Non-maximum suppression for the (B, 4 + nc [+ nm], A) output of the detect head, vectorised, without torchvision.
+
+The `nm` trailing rows (a segment head's mask coefficients) ride along: they are not scored and come out as extra
+columns of the kept detections.
 
 Candidates (conf threshold, multi-label expansion, class filter) are selected in numpy and ranked best first
 (stable: ties keep box, then class order), at most `max_nms` of them. Greedy NMS ("drop a box when an earlier kept
@@ -15,6 +18,8 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from yolov9.ops.boxes import xywh2xyxy
+
 PAIRS_PER_CHUNK = 4_000_000  # candidate pairs examined at once (bounds memory for huge single-class inputs)
 FIRST_PREFIX = 1024  # candidates ranked and suppressed first (at least 2 x max_det)
 PREFIX_MARGIN = 1.25  # while a prefix yields too few boxes, grow it to where its survival rate gives 1.25 x max_det
@@ -22,23 +27,28 @@ PREFIX_MARGIN = 1.25  # while a prefix yields too few boxes, grow it to where it
 
 def non_max_suppression(prediction: torch.Tensor, conf_thres: float = 0.25, iou_thres: float = 0.45,
                         classes: Optional[Sequence[int]] = None, agnostic: bool = False, multi_label: bool = False,
-                        max_det: int = 300, max_nms: int = 30000) -> list[torch.Tensor]:
-    """(B, 4 + nc, A) xywh + scores -> per image (n, 6) [x1, y1, x2, y2, conf, cls], best first.
+                        max_det: int = 300, max_nms: int = 30000, nm: int = 0) -> list[torch.Tensor]:
+    """(B, 4 + nc + nm, A) xywh + scores (+ mask coefficients) -> per image (n, 6 + nm)
+    [x1, y1, x2, y2, conf, cls, mc x nm], best first.
 
     multi_label keeps every (box, class) pair scoring above conf_thres; otherwise a box keeps its best class.
     At most `max_nms` candidates (highest scores) enter NMS and at most `max_det` detections leave it.
     """
     if not 0 <= conf_thres <= 1 or not 0 <= iou_thres <= 1:
         raise ValueError(f"conf_thres ({conf_thres}) and iou_thres ({iou_thres}) must lie in [0, 1]")
+    if not 0 <= nm < prediction.shape[1] - 4:
+        raise ValueError(f"nm ({nm}) must leave at least one class row in the {prediction.shape[1]} prediction rows")
     wanted = None if classes is None else np.asarray(classes)
-    return [image_nms(p, conf_thres, iou_thres, wanted, agnostic, multi_label, max_det, max_nms) for p in prediction]
+    return [image_nms(p, conf_thres, iou_thres, wanted, agnostic, multi_label, max_det, max_nms, nm)
+            for p in prediction]
 
 
 def image_nms(pred: torch.Tensor, conf_thres: float, iou_thres: float, classes: Optional[np.ndarray],
-              agnostic: bool, multi_label: bool, max_det: int, max_nms: int) -> torch.Tensor:
-    """NMS of one image's (4 + nc, A) predictions -> (n, 6) on pred's device and dtype."""
+              agnostic: bool, multi_label: bool, max_det: int, max_nms: int, nm: int = 0) -> torch.Tensor:
+    """NMS of one image's (4 + nc + nm, A) predictions -> (n, 6 + nm) on pred's device and dtype."""
     values = pred.detach().float().cpu().numpy()
-    scores, xywh = values[4:], values[:4].astype(np.float64)  # float64 boxes, like the reference NMS
+    num_scores = len(values) - 4 - nm
+    scores, xywh = values[4:4 + num_scores], values[:4].astype(np.float64)  # float64 boxes, like the reference NMS
     box_index, cls, conf = candidates(scores, conf_thres, classes, multi_label)
     limit = min(len(conf), max_nms)
     prefix = min(limit, max(FIRST_PREFIX, 2 * max_det))
@@ -46,14 +56,14 @@ def image_nms(pred: torch.Tensor, conf_thres: float, iou_thres: float, classes: 
         order = best_first(conf, prefix)
         boxes = box_index[order]
         labels = cls[order] if cls is not None else best_class(scores, boxes)
-        xyxy = np.concatenate((xywh[:2, boxes] - xywh[2:, boxes] / 2, xywh[:2, boxes] + xywh[2:, boxes] / 2)).T
+        xyxy = xywh2xyxy(xywh[:, boxes].T)
         keep = greedy_nms(xyxy, np.zeros_like(labels) if agnostic else labels, iou_thres)
         if len(keep) >= max_det or prefix == limit:
             break
         prefix = min(limit, max(2 * prefix, int(PREFIX_MARGIN * prefix * max_det / max(len(keep), 1))))
     boxes, labels = boxes[keep[:max_det]], labels[keep[:max_det]]
-    xy, wh = values[:2, boxes], values[2:4, boxes]
-    kept = np.concatenate((xy - wh / 2, xy + wh / 2, scores[labels, boxes][None], labels[None].astype(np.float32)))
+    kept = np.concatenate((xywh2xyxy(values[:4, boxes].T).T, scores[labels, boxes][None],
+                           labels[None].astype(np.float32), values[4 + num_scores:, boxes]))
     return torch.from_numpy(np.ascontiguousarray(kept.T)).to(device=pred.device, dtype=pred.dtype)
 
 

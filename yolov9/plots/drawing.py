@@ -1,7 +1,7 @@
 """Annotate images with boxes, class names and confidences (OpenCV only, no font files)."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import cv2
 import numpy as np
@@ -22,19 +22,21 @@ def _text_colour(background: tuple[int, int, int]) -> tuple[int, int, int]:
     return (0, 0, 0) if 0.299 * r + 0.587 * g + 0.114 * b > 150 else (255, 255, 255)
 
 
-def draw_detections(image: np.ndarray, boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray,
+def draw_detections(image: np.ndarray, boxes: np.ndarray, scores: Optional[np.ndarray], classes: np.ndarray,
                     names: Sequence[str], line_width: int = 0) -> np.ndarray:
-    """A copy of `image` (H, W, 3) BGR with boxes (n, 4) xyxy pixels labelled "name 0.87"."""
+    """A copy of `image` (H, W, 3) BGR with boxes (n, 4) xyxy pixels labelled "name 0.87" (just "name" when
+    `scores` is None)."""
     out = np.ascontiguousarray(image.copy())
     lw = line_width or max(round(sum(out.shape[:2]) / 2 * 0.003), 2)
     font_scale = lw / 3
     thickness = max(lw - 1, 1)
-    for box, score, cls in zip(np.asarray(boxes), np.asarray(scores), np.asarray(classes)):
+    scores = [None] * len(boxes) if scores is None else np.asarray(scores)
+    for box, score, cls in zip(np.asarray(boxes), scores, np.asarray(classes)):
         colour = class_colour(int(cls))
         p1, p2 = (int(box[0]), int(box[1])), (int(box[2]), int(box[3]))
         cv2.rectangle(out, p1, p2, colour, lw, cv2.LINE_AA)
         name = names[int(cls)] if 0 <= int(cls) < len(names) else str(int(cls))
-        label = f"{name} {score:.2f}"
+        label = name if score is None else f"{name} {score:.2f}"
         (tw, th), _ = cv2.getTextSize(label, 0, font_scale, thickness)
         outside = p1[1] - th - 3 >= 0
         q2 = (p1[0] + tw, p1[1] - th - 3 if outside else p1[1] + th + 3)
