@@ -97,8 +97,9 @@ def child(args: argparse.Namespace) -> None:
     print("RESULT " + json.dumps(result))
 
 
-def run_child(which: str, data: Path, args: argparse.Namespace) -> dict:
-    command = [sys.executable, __file__, "--child", which, "--data", str(data), "--epochs", str(args.epochs),
+def run_child(which: str, data: Path, args: argparse.Namespace, script: str = __file__) -> dict:
+    """`script --child which` in a fresh process (its own threads, allocator and imports): its RESULT line."""
+    command = [sys.executable, script, "--child", which, "--data", str(data), "--epochs", str(args.epochs),
                "--imgsz", str(args.imgsz), "--batch", str(args.batch), "--seed", str(args.seed)]
     if args.same_optimizer:
         command.append("--same-optimizer")

@@ -1,6 +1,9 @@
 """Small models for the deploy tests: t-size configs at half width and one RepNCSP repeat, with BN statistics
-randomised (like the official fixtures) so outputs vary across anchors and classes."""
+randomised (like the official fixtures) so outputs vary across anchors and classes; and datasets labelled with a
+model's own detections (a non-trivial mAP for comparing runtimes)."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -38,3 +41,24 @@ def tiny_model(name: str = "gelan-t", nc: int = 3, seed: int = 0) -> DetectionMo
         for cls_seq in model.head.branch_modules(b)[1]:
             cls_seq[-1].bias.data = torch.randn(cls_seq[-1].bias.shape, generator=generator)
     return model.eval()
+
+
+def pseudo_labelled(root: Path, model: DetectionModel, imgsz: int, conf: float = 0.3) -> Path:
+    """A copy of the dataset of `write_dataset` in `root` with `model`'s own detections as its labels, and its YAML:
+    the model scores mAP ~1 on it in PyTorch, so any runtime that changes its outputs shows in the mAP."""
+    from yolov9.engine.predictor import predict
+
+    images = sorted((root / "images").iterdir())
+    target = root / f"pseudo-{id(model)}"
+    for folder in ("images", "labels"):
+        (target / folder).mkdir(parents=True)
+    for path, result in zip(images, predict(model, [str(p) for p in images], imgsz=imgsz, conf=conf,
+                                            progress=False)):
+        (target / "images" / path.name).write_bytes(path.read_bytes())
+        rows = [f"{int(c)} {x:.6f} {y:.6f} {w:.6f} {h:.6f}" for c, (x, y, w, h) in
+                zip(result.boxes.cls, result.boxes.xywhn)]
+        (target / "labels" / f"{path.stem}.txt").write_text("\n".join(rows) + "\n")
+    names = [f"class{i}" for i in range(model.nc)]
+    data = target.with_suffix(".yaml")
+    data.write_text(f"path: {target}\ntrain: images\nval: images\nnames: {names}\n")
+    return data

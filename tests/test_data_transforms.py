@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from yolov9.data.augment import box_candidates, copy_paste, mixup, mosaic4, random_perspective, scaled_mosaic4
+from yolov9.data.polygons import Polygons
 from yolov9.data.transforms import Sample, augment_hsv, flip, letterbox_sample, resize_long_side
 from yolov9.ops.letterbox import Letterbox
 
@@ -18,8 +19,8 @@ def rectangle_sample(h: int, w: int, box, with_polygon: bool = False) -> Sample:
     x1, y1, x2, y2 = box
     image[y1:y2, x1:x2] = 255
     boxes = np.array([box], np.float32)
-    segments = [np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]], np.float32)] if with_polygon else []
-    return Sample(image, boxes, np.zeros(1, np.float32), segments)
+    rings = [[np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]], np.float32)]] if with_polygon else [[]]
+    return Sample(image, boxes, np.zeros(1, np.float32), Polygons.from_rings(rings))
 
 
 def pixel_box(image: np.ndarray, channel_min: int = 128) -> np.ndarray:
@@ -73,7 +74,7 @@ def test_resize_long_side_keeps_pixels_and_boxes_aligned():
 def test_flip(horizontal):
     sample = flip(rectangle_sample(100, 150, (10, 20, 60, 45), with_polygon=True), horizontal)
     assert_box_covers(sample, tolerance=0)
-    segment = sample.segments[0]
+    segment = sample.polygons.points
     np.testing.assert_allclose([*segment.min(0), *segment.max(0)], sample.boxes[0])
 
 

@@ -166,14 +166,14 @@ def test_voc_errors_name_the_file():
     assert parse_voc(voc_xml(50, 50, np.array([[0, 0, 50, 50]]))).boxes.tolist() == [[0, 0, 50, 50]]
 
 
-def committed_counts() -> dict:
-    """The per-split image and box counts stated in datasets/trees/README.md's table."""
-    rows = re.findall(r"^\| (train|val) \| (\d+) \| (\d+) \|", (TREES / "README.md").read_text(), re.M)
-    return {split: (int(images), int(boxes)) for split, images, boxes in rows}
+def readme_counts(folder: Path) -> dict:
+    """Per split (images, objects): the first two numbers of each split's row in a bundled dataset's README table."""
+    rows = re.findall(r"^\| (train|val) \| (\d+) \| (\d+) \|", (folder / "README.md").read_text(), re.M)
+    return {split: (int(images), int(objects)) for split, images, objects in rows}
 
 
 def test_committed_trees_match_their_readme_and_are_valid():
-    counts = committed_counts()
+    counts = readme_counts(TREES)
     assert set(counts) == {"train", "val"}
     sources = {}
     for split, (n_images, n_boxes) in counts.items():
@@ -193,13 +193,19 @@ def test_committed_trees_match_their_readme_and_are_valid():
             total += len(rows)
         assert total == n_boxes
     assert all(len(splits) == 1 for splits in sources.values()), "a source image is shared between splits"
-    config = yaml.safe_load((TREES / "trees.yaml").read_text())
+    assert_bundle(TREES / "trees.yaml", ["tree"], "MIT License", 15e6)
+
+
+def assert_bundle(data_yaml: Path, names: list, licence: str, max_bytes: float) -> None:
+    """A bundled dataset's YAML (relative `path`, its splits as many images as its README says), licence and size."""
+    folder, counts = data_yaml.parent, readme_counts(data_yaml.parent)
+    config = yaml.safe_load(data_yaml.read_text())
     assert config["path"] == "." and config["train"] == "images/train" and config["val"] == "images/val"
-    loaded = load_data_config(TREES / "trees.yaml")
-    assert loaded["names"] == ["tree"]
+    loaded = load_data_config(data_yaml)
+    assert loaded["names"] == names
     assert [len(loaded[split]) for split in ("train", "val")] == [counts["train"][0], counts["val"][0]]
-    assert "MIT License" in (TREES / "LICENSE").read_text()
-    assert sum(p.stat().st_size for p in TREES.rglob("*") if p.is_file()) < 15e6
+    assert licence in (folder / "LICENSE").read_text()
+    assert sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) < max_bytes
 
 
 def test_committed_trees_rebuild_identically(tmp_path):
@@ -220,16 +226,22 @@ def test_digit_splits_are_disjoint_and_balanced():
     assert (np.bincount(labels[val], minlength=10) == 10).all()
 
 
-def test_pasted_digit_box_is_the_ink_box():
-    """On a flat grey canvas, the box must be the bounding box of pixels that moved >= half-way to the ink colour."""
+def test_pasted_digit_box_and_ink_are_the_pixels_that_moved():
+    """On a flat grey canvas, the ink must be the pixels that moved >= half-way to the ink colour, the box their
+    bounding box."""
     glyph = np.zeros((28, 28), dtype=np.uint8)
     glyph[6:20, 9:16] = 255
     for seed in range(5):
         canvas = np.full((160, 160, 3), 128, dtype=np.uint8)
-        box = paste_digit(np.random.default_rng(seed), canvas, glyph, [])
+        pasted = paste_digit(np.random.default_rng(seed), canvas, glyph, [])
         change = np.abs(canvas.astype(int) - 128).max(axis=2)
-        rows, cols = np.nonzero(change >= change.max() / 2)
-        np.testing.assert_allclose(box, [cols.min(), rows.min(), cols.max() + 1, rows.max() + 1], atol=1)
+        moved = change >= change.max() / 2
+        rows, cols = np.nonzero(moved)
+        np.testing.assert_allclose(pasted.box, [cols.min(), rows.min(), cols.max() + 1, rows.max() + 1], atol=1)
+        x, y = pasted.origin
+        ink = np.zeros_like(moved)
+        ink[y:y + pasted.ink.shape[0], x:x + pasted.ink.shape[1]] = pasted.ink
+        assert (ink != moved).sum() <= 0.1 * moved.sum()
 
 
 def test_digits_generator_is_deterministic_with_ten_classes(tmp_path):

@@ -128,3 +128,29 @@ def test_ema_follows_the_official_formula_over_params_and_bn_buffers():
         else:
             assert torch.equal(v, torch.tensor(0))  # integer counters are not averaged
     assert ema.updates == 5 and not any(p.requires_grad for p in ema.ema.parameters())
+
+
+@pytest.mark.parametrize("epochs, closed", [(1, 0), (4, 0), (15, 3), (25, 5), (50, 10), (74, 14), (75, 15),
+                                            (500, 15)])
+def test_close_mosaic_never_covers_more_than_a_fifth_of_the_run(epochs, closed):
+    from yolov9.engine.train_options import TrainOptions
+
+    options = TrainOptions(epochs=epochs)
+    assert options.close_mosaic_epochs() == closed <= epochs / 5
+    assert TrainOptions(epochs=epochs, close_mosaic=15).close_mosaic_epochs() == 15  # given: used as is
+
+
+def test_auto_recipe_is_official_for_long_runs_and_short_run_below_100_epochs():
+    from yolov9.engine.train_options import TrainOptions
+
+    official = load_hyp("scratch-high")
+    assert TrainOptions(epochs=100, batch=16).hyperparameters() == official
+    assert TrainOptions(epochs=500, optimizer="SGD", hyp="scratch-high").hyperparameters() == official
+    assert TrainOptions(epochs=15, optimizer="SGD", hyp="scratch-high").hyperparameters() == official
+    short = TrainOptions(epochs=99, batch=16).hyperparameters()
+    changed = {k for k, v in short.to_dict().items() if v != official.to_dict()[k]}
+    assert changed == {"scale", "mixup", "copy_paste", "nbs"}
+    assert (short.scale, short.mixup, short.copy_paste, short.nbs) == (0.5, 0.0, 0.0, 16)
+    assert TrainOptions(epochs=15, batch=8, hyp_overrides={"mixup": 0.1}).hyperparameters().mixup == 0.1
+    assert TrainOptions().optimizer_name == TrainOptions(optimizer="SGD").optimizer_name == "SGD"
+    assert TrainOptions(optimizer="AdamW").optimizer_name == "AdamW"

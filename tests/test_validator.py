@@ -125,10 +125,11 @@ def test_cli_val_on_checkpoint(tmp_path, capsys):
     checkpoint = tmp_path / "model.pt"
     save_checkpoint(checkpoint, build_model("gelan-t", nc=2, names=["a", "b"]))
     status = main(["val", str(checkpoint), "--data", data, "--imgsz", "64", "--batch", "2", "--workers", "0",
-                   "--save-json", "--no-plots", "--save-dir", str(tmp_path / "run")])
-    assert status == 0 and (tmp_path / "run" / "predictions.json").exists()
+                   "--save-json", "--no-plots", "--project", str(tmp_path / "val"), "--name", "run"])
+    assert status == 0 and (tmp_path / "val" / "run" / "predictions.json").exists()
     assert "mAP50-95" in capsys.readouterr().out
-    assert main(["val", "gelan-t", "--data", data, "--imgsz", "64", "--workers", "0"]) == 2  # 80 vs 2 classes
+    assert main(["val", "gelan-t", "--data", data, "--imgsz", "64", "--workers", "0", "--project",
+                 str(tmp_path / "val")]) == 2  # 80 vs 2 classes
 
 
 def test_validate_onnx_export_equals_pytorch(tmp_path):

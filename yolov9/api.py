@@ -11,6 +11,8 @@ from yolov9.callbacks import Callbacks
 from yolov9.models import DetectionModel
 from yolov9.runtime import Backend, load_model, require_trainable
 
+DEFAULT_IMGSZ = 640  # val / predict size when the model does not know its own
+
 
 class YOLOv9:
     """A model: `YOLOv9("yolov9-s")` builds one from a config, `YOLOv9("best.pt")` loads ours or an official
@@ -43,6 +45,12 @@ class YOLOv9:
     def task(self) -> str:
         return getattr(self._model, "task", "detect")
 
+    @property
+    def imgsz(self) -> Optional[int]:
+        """The image size the model was trained (checkpoint) or exported at, if known: the default of val/predict."""
+        size = self._model.imgsz
+        return None if size is None else max(size) if isinstance(size, (tuple, list)) else int(size)
+
     def add_callback(self, event: str, fn: Callable[[Any], None]) -> None:
         """Call `fn(owner)` at `event` of train / val / predict / export (see `yolov9.callbacks.EVENTS`)."""
         self.callbacks.add(event, fn)
@@ -59,13 +67,23 @@ class YOLOv9:
         """Validate on a dataset YAML split; returns the metrics dict."""
         from yolov9.engine.validator import validate
 
+        options.setdefault("imgsz", self.imgsz or DEFAULT_IMGSZ)
         return validate(self._model, data=data, callbacks=self.callbacks, **options)
 
     def predict(self, source: Any, **options: Any) -> list:
         """Run on an image, folder, glob, list file, video or webcam; returns a Results per image."""
         from yolov9.engine.predictor import predict
 
+        options.setdefault("imgsz", self.imgsz or DEFAULT_IMGSZ)
         return predict(self._model, source, callbacks=self.callbacks, **options)
+
+    def track(self, source: Any, **options: Any) -> list:
+        """Track objects in a video, stream, webcam or folder of frames (ByteTrack); returns a Results per frame
+        with the track ids in `boxes.id` (see `yolov9.engine.tracking.track_stream` for the options)."""
+        from yolov9.engine.tracking import track
+
+        options.setdefault("imgsz", self.imgsz or DEFAULT_IMGSZ)
+        return track(self._model, source, callbacks=self.callbacks, **options)
 
     def export(self, format: str = "onnx", **options: Any) -> Path:
         """Export the stripped, fused model (e.g. ONNX, optionally with NMS or INT8); returns the file path."""

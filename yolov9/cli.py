@@ -13,11 +13,18 @@ from typing import Optional, Sequence
 from yolov9.version import __version__
 from yolov9.errors import YOLOv9Error
 
-COMMANDS = ("info", "dataset", "data", "checkpoint", "detect", "export", "train", "val", "demo")
+COMMANDS = ("info", "dataset", "data", "checkpoint", "detect", "track", "export", "benchmark", "train", "val", "demo")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with errors as one line (and exit status 2), like every other error of the command."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="yolov9", description="Train, evaluate and deploy YOLOv9 detectors.")
+    parser = Parser(prog="yolov9", description="Train, evaluate and deploy YOLOv9 models.")
     parser.add_argument("--version", action="version", version=f"yolov9 {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
@@ -36,8 +43,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except YOLOv9Error as e:
         print(f"yolov9: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("yolov9: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        print("yolov9: interrupted" + (f"; {e.args[0]}" if e.args else ""), file=sys.stderr)
         return 130
 
 

@@ -1,4 +1,6 @@
-"""The one exception type users catch: every problem we detect is reported as a `YOLOv9Error`."""
+"""The one exception type users catch: every problem we detect is reported as a `YOLOv9Error`; `warn` for the
+problems we work around."""
+import sys
 
 
 class YOLOv9Error(Exception):
@@ -15,3 +17,8 @@ class CheckpointError(YOLOv9Error):
 
 class DatasetError(YOLOv9Error):
     """A dataset config, image or label file is unusable."""
+
+
+def warn(message: str) -> None:
+    """One line on stderr for a problem we work around (rounded sizes, skipped files, fallbacks)."""
+    print(f"yolov9: warning: {message}", file=sys.stderr)

@@ -38,19 +38,25 @@ class TimeBudget:
 
 
 class ConsoleLogger:
-    """One line per epoch: time, mAP, validation loss."""
+    """One line per epoch: time, mAP, validation loss, and the time the remaining epochs will take (ETA)."""
 
     def __init__(self) -> None:
-        self.epoch_started = 0.0
+        self.started = self.epoch_started = 0.0
+
+    def on_train_start(self, trainer: Any) -> None:
+        self.started = time.time()
 
     def on_train_epoch_start(self, trainer: Any) -> None:
         self.epoch_started = time.time()
 
     def on_fit_epoch_end(self, trainer: Any) -> None:
-        row = trainer.history.last
+        row, now = trainer.history.last, time.time()
         val_loss = " ".join(f"{row[f'val/{k}_loss']:.4g}" for k in trainer.loss_names)
-        print(f"epoch {trainer.epoch + 1}/{trainer.epochs} ({time.time() - self.epoch_started:.1f}s): "
-              f"mAP50 {row['metrics/mAP50']:.4f} mAP50-95 {row['metrics/mAP50-95']:.4f} val loss {val_loss}")
+        per_epoch = (now - self.started) / (trainer.epoch + 1 - trainer.start_epoch)
+        eta = per_epoch * (trainer.epochs - trainer.epoch - 1) / 60
+        masks = f" mask mAP50-95 {row['metrics/mask/mAP50-95']:.4f}" if "metrics/mask/mAP50-95" in row else ""
+        print(f"epoch {trainer.epoch + 1}/{trainer.epochs} ({now - self.epoch_started:.1f}s, ETA {eta:.1f} min): "
+              f"mAP50 {row['metrics/mAP50']:.4f} mAP50-95 {row['metrics/mAP50-95']:.4f}{masks} val loss {val_loss}")
 
 
 class CSVLogger:

@@ -1,6 +1,8 @@
 """The YOLOv9 training augmentations: mosaic-4, copy-paste, random perspective, mixup.
 
 All are functions of a `Sample` (see transforms.py) and a `numpy.random.Generator`; boxes are xyxy pixels.
+Polygons follow every geometric step and are cut to the canvas (`Polygons.clip`); the box of an object with a
+polygon is then the box of its visible polygon, so boxes and masks stay consistent.
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
+from yolov9.data.polygons import Polygons, fill_rings
 from yolov9.data.transforms import Sample
 from yolov9.ops.boxes import clip_boxes
 from yolov9.ops.letterbox import PAD_VALUE
@@ -51,7 +54,8 @@ def random_perspective(sample: Sample, rng: np.random.Generator, out_shape: tupl
                        perspective: float = 0.0) -> Sample:
     """Warp the image to `out_shape` (h, w) and its boxes; boxes too small or distorted afterwards are dropped.
 
-    Boxes of objects with a polygon are recomputed from the warped polygon (tighter than warped corners).
+    Polygons are warped and cut to the output; their objects' boxes are the boxes of the visible polygons
+    (tighter than warped corners).
     """
     matrix, s = affine_matrix(rng, sample.image.shape[:2], out_shape, degrees, translate, scale, shear, perspective)
     size = (out_shape[1], out_shape[0])
@@ -62,27 +66,27 @@ def random_perspective(sample: Sample, rng: np.random.Generator, out_shape: tupl
         image = cv2.warpAffine(sample.image, matrix[:2], dsize=size, borderValue=fill)
     n = len(sample.boxes)
     if not n:
-        return Sample(image, sample.boxes, sample.classes, [])
+        return Sample(image, sample.boxes, sample.classes)
     corners = sample.boxes[:, [0, 1, 2, 1, 2, 3, 0, 3]].reshape(n * 4, 2)
     warped = _warp_points(corners, matrix, perspective).reshape(n, 4, 2)
-    boxes = np.concatenate((warped.min(1), warped.max(1)), 1)
-    segments = [_warp_points(seg, matrix, perspective) if len(seg) else seg for seg in sample.segments]
-    for i, seg in enumerate(segments):
-        if len(seg) >= 3:
-            inside = seg.clip((0, 0), (size[0], size[1]))
-            boxes[i] = (*inside.min(0), *inside.max(0))
-    boxes = clip_boxes(boxes, out_shape)
-    has_polygon = any(len(seg) >= 3 for seg in segments)
-    keep = box_candidates(sample.boxes * s, boxes, area_thr=0.01 if has_polygon else 0.1)
-    return Sample(image, boxes, sample.classes, segments).select(keep)
+    boxes = clip_boxes(np.concatenate((warped.min(1), warped.max(1)), 1), out_shape)
+    had_polygon = sample.polygons.has_polygon
+    polygons = sample.polygons.map_points(lambda p: _warp_points(p, matrix, perspective)).clip(0, 0, *size)
+    boxes = np.where(had_polygon[:, None], polygons.boxes(np.zeros_like(boxes)), boxes)
+    keep = box_candidates(sample.boxes * s, boxes, area_thr=0.01 if had_polygon.any() else 0.1)
+    return Sample(image, boxes, sample.classes, polygons).select(keep)
 
 
 def _warp_points(points: np.ndarray, matrix: np.ndarray, perspective: float) -> np.ndarray:
-    xy = points @ matrix[:2, :2].T + matrix[:2, 2]
+    """Points (n, 2) in continuous pixel coordinates through the warp that cv2.warpAffine / warpPerspective apply
+    to the image: OpenCV maps pixel centres (index + 0.5), so the matrix acts on coordinates shifted by half a pixel
+    (without the shift, points would drift by up to (1 - scale) / 2 px from their pixels)."""
+    centres = points - 0.5
+    xy = centres @ matrix[:2, :2].T + matrix[:2, 2]
     if perspective:
-        w = points @ matrix[2, :2] + matrix[2, 2]
+        w = centres @ matrix[2, :2] + matrix[2, 2]
         xy = xy / w[:, None]
-    return xy.astype(np.float32)
+    return (xy + 0.5).astype(np.float32)
 
 
 def mosaic_layout(k: int, h: int, w: int, xc: int, yc: int, size: int) -> tuple[int, int, int, int, int, int]:
@@ -99,7 +103,7 @@ def mosaic4(load: Callable[[int], Sample], indices: Sequence[int], size: int, rn
     """Tile 4 samples (long side `size`) around a random centre on a 2s x 2s canvas filled with 114."""
     canvas = np.full((2 * size, 2 * size, 3), PAD_VALUE, np.uint8)
     xc, yc = (int(v) for v in rng.uniform(size / 2, 3 * size / 2, 2))
-    boxes, classes, segments = [], [], []
+    boxes, classes, polygons = [], [], []
     for k, index in enumerate(indices):
         tile = load(index)
         x1, y1, x2, y2, tx1, ty1 = mosaic_layout(k, *tile.image.shape[:2], xc, yc, size)
@@ -107,10 +111,9 @@ def mosaic4(load: Callable[[int], Sample], indices: Sequence[int], size: int, rn
         shift = np.array([x1 - tx1, y1 - ty1], np.float32)
         boxes.append(tile.boxes + np.tile(shift, 2))
         classes.append(tile.classes)
-        segments += [seg + shift for seg in tile.segments]
+        polygons.append(tile.polygons.map_points(lambda p: p + shift))
     boxes = clip_boxes(np.concatenate(boxes), (2 * size, 2 * size))
-    segments = [np.clip(seg, 0, 2 * size) for seg in segments]
-    return Sample(canvas, boxes, np.concatenate(classes), segments)
+    return Sample(canvas, boxes, np.concatenate(classes), Polygons.concat(polygons).clip(0, 0, 2 * size, 2 * size))
 
 
 def box_ioa(boxes1: np.ndarray, boxes2: np.ndarray, eps: float = 1e-7) -> np.ndarray:
@@ -124,7 +127,7 @@ def box_ioa(boxes1: np.ndarray, boxes2: np.ndarray, eps: float = 1e-7) -> np.nda
 
 def copy_paste(sample: Sample, rng: np.random.Generator, p: float) -> Sample:
     """Paste left-right mirrored copies of round(p * n) polygon objects where they overlap others by IoA < 0.3."""
-    with_polygon = np.array([len(seg) >= 3 for seg in sample.segments], bool)
+    with_polygon = sample.polygons.has_polygon
     n = int(with_polygon.sum())
     if not p or not n:
         return sample
@@ -135,15 +138,12 @@ def copy_paste(sample: Sample, rng: np.random.Generator, p: float) -> Sample:
     chosen, mirrored = chosen[free], mirrored[free]
     if not len(chosen):
         return sample
-    new_segments = [sample.segments[i] * (-1, 1) + (w, 0) for i in chosen]
-    mask = np.zeros(sample.image.shape[:2], np.uint8)
-    cv2.drawContours(mask, [seg.astype(np.int32) for seg in new_segments], -1, 1, cv2.FILLED)
-    image = sample.image.copy()
-    flipped = sample.image[:, ::-1]
-    image[mask.astype(bool)] = flipped[mask.astype(bool)]
+    pasted = sample.polygons.select(chosen).map_points(lambda q: q * (-1, 1) + (w, 0))
+    mask = fill_rings(np.zeros(sample.image.shape[:2], np.uint8), pasted.ring_list(), centres=True)
+    image = cv2.copyTo(cv2.flip(sample.image, 1), mask, sample.image.copy())  # mirrored pixels inside the mask
     return Sample(image, np.concatenate((sample.boxes, mirrored.astype(np.float32))),
                   np.concatenate((sample.classes, sample.classes[chosen])),
-                  sample.segments + [seg.astype(np.float32) for seg in new_segments])
+                  Polygons.concat([sample.polygons, pasted]))
 
 
 def mixup(sample: Sample, other: Sample, rng: np.random.Generator) -> Sample:
@@ -151,7 +151,7 @@ def mixup(sample: Sample, other: Sample, rng: np.random.Generator) -> Sample:
     r = float(rng.beta(32.0, 32.0))
     image = cv2.addWeighted(sample.image, r, other.image, 1 - r, 0)
     return Sample(image, np.concatenate((sample.boxes, other.boxes)), np.concatenate((sample.classes, other.classes)),
-                  sample.segments + other.segments)
+                  Polygons.concat([sample.polygons, other.polygons]))
 
 
 def scaled_mosaic4(load: Callable[[int], Sample], indices: Sequence[int], size: int, rng: np.random.Generator,
@@ -159,14 +159,15 @@ def scaled_mosaic4(load: Callable[[int], Sample], indices: Sequence[int], size: 
     """`mosaic4` followed by a scale + translate `random_perspective` (no rotation, shear or perspective), in one
     step: each tile's visible part is resized straight into the s x s output, without the 2s x 2s canvas.
 
-    Same random draws as the two-step path. Each tile's boxes follow that tile's own resize mapping, so boxes stay
-    exactly on their pixels; tiles may sit up to half a pixel away from the ideal warp.
+    Same random draws as the two-step path. Each tile's boxes and polygons (cut to the tile's visible part) follow
+    that tile's own resize mapping, so they stay exactly on their pixels; tiles may sit up to half a pixel away from
+    the ideal warp.
     """
     xc, yc = (int(v) for v in rng.uniform(size / 2, 3 * size / 2, 2))
     matrix, s = affine_matrix(rng, (2 * size, 2 * size), (size, size), 0.0, translate, scale, 0.0, 0.0)
     gain, shift = matrix[0, 0], matrix[:2, 2]
     out = np.full((size, size, 3), PAD_VALUE, np.uint8)
-    boxes, before, classes, segments = [], [], [], []
+    boxes, before, classes, polygons, had_polygon = [], [], [], [], []
     for k, index in enumerate(indices):
         tile = load(index)
         x1, y1, x2, y2, tx1, ty1 = mosaic_layout(k, *tile.image.shape[:2], xc, yc, size)
@@ -189,10 +190,14 @@ def scaled_mosaic4(load: Callable[[int], Sample], indices: Sequence[int], size: 
         boxes.append(visible * np.tile(tile_gain, 2) + np.tile(tile_shift, 2))
         before.append((visible[:, 2:] - visible[:, :2]) * s)
         classes.append(tile.classes)
-        segments += [seg * tile_gain + tile_shift for seg in tile.segments]
+        shown = tile.polygons.clip(tx1, ty1, tx1 + x2 - x1, ty1 + y2 - y1)
+        polygons.append(shown.map_points(lambda p: p * tile_gain + tile_shift))
+        had_polygon.append(tile.polygons.has_polygon)
     if not boxes:
-        return Sample(out, np.zeros((0, 4), np.float32), np.zeros(0, np.float32), [])
+        return Sample(out, np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
+    polygons = Polygons.concat(polygons).clip(0, 0, size, size)
     boxes = clip_boxes(np.concatenate(boxes), (size, size))
+    boxes = np.where(np.concatenate(had_polygon)[:, None], polygons.boxes(np.zeros_like(boxes)), boxes)
     wh = np.concatenate(before)
     keep = box_candidates(np.concatenate((np.zeros_like(wh), wh), 1), boxes)
-    return Sample(out, boxes, np.concatenate(classes), segments).select(keep)
+    return Sample(out, boxes, np.concatenate(classes), polygons).select(keep)

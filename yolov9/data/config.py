@@ -5,11 +5,14 @@ YOLO labels sit where the last `images` path component is replaced by `labels`.
 """
 from __future__ import annotations
 
+import difflib
 import json
+import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence, Union
 
 import yaml
+from PIL import Image
 
 from yolov9.cfg import read_yaml
 from yolov9.errors import ConfigError, DatasetError
@@ -18,6 +21,9 @@ from yolov9.io.atomic import atomic_write_bytes
 IMAGE_SUFFIXES = (".bmp", ".dng", ".jpeg", ".jpg", ".mpo", ".png", ".tif", ".tiff", ".webp", ".pfm")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpeg", ".mpg", ".wmv", ".webm", ".gif", ".ts")
 SPLITS = ("train", "val", "test")
+# Images above this many pixels are refused before decoding (about 300 MB as 8-bit RGB); PIL's header read is lazy.
+MAX_IMAGE_PIXELS = 100_000_000
+KNOWN_KEYS = ("path", *SPLITS, "names", "nc", "download")  # `download`: official files have it; ignored here
 
 
 def label_path(image: Union[str, Path]) -> Path:
@@ -122,6 +128,11 @@ def load_data_config(data: Union[str, Path, Mapping[str, Any]]) -> dict:
         raw, source, base = dict(data), "data config", Path.cwd()
     else:
         raw, source, base = read_yaml(data), str(data), Path(data).resolve().parent
+    unknown = [key for key in raw if key not in KNOWN_KEYS]
+    if unknown:
+        close = difflib.get_close_matches(str(unknown[0]), KNOWN_KEYS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else f"; known keys: {', '.join(KNOWN_KEYS)}"
+        raise ConfigError(f"{source}: unknown key {unknown[0]!r}{hint}")
     root = Path(str(raw.get("path", ""))).expanduser()
     root = root if root.is_absolute() else (base / root).resolve()
     config: dict[str, Any] = {"path": root, "yaml_file": None if isinstance(data, Mapping) else str(data), "coco": {},
@@ -149,3 +160,20 @@ def write_data_yaml(path: Union[str, Path], names: Sequence[str], splits: Mappin
     text = (header + "\n" if header else "") + yaml.safe_dump(config, sort_keys=False)
     atomic_write_bytes(path, text.encode())
     return config
+
+
+def image_problem(path: Union[str, Path]) -> str:
+    """Why an image file cannot be used ("" when it can): an unreadable header, or more than MAX_IMAGE_PIXELS
+    pixels. Only the header is read, so a huge image is refused before it is decoded."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                w, h = im.size
+    except Image.DecompressionBombError:
+        return f"more than {MAX_IMAGE_PIXELS:,} pixels (MAX_IMAGE_PIXELS); refused before decoding"
+    except (OSError, ValueError):
+        return "not a readable image"
+    if w * h > MAX_IMAGE_PIXELS:
+        return f"{w}x{h} = {w * h:,} pixels is above MAX_IMAGE_PIXELS ({MAX_IMAGE_PIXELS:,}); refused before decoding"
+    return ""

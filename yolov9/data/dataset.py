@@ -1,4 +1,5 @@
-"""`DetectionDataset`: one scanned split -> augmented (train) or letterboxed rectangular (val) samples.
+"""`DetectionDataset`: one scanned split -> augmented (train) or letterboxed rectangular (val) samples, with
+instance-mask targets on request (segmentation).
 
 Every random choice for sample i in epoch e comes from a generator seeded by (seed, e, i), so a batch does not
 depend on the number of workers or on which worker made it. Metadata lives in flat numpy arrays.
@@ -17,6 +18,7 @@ from torch.utils.data import Dataset
 
 from yolov9.cfg.hyp import Hyperparameters
 from yolov9.data.augment import copy_paste, mixup, mosaic4, random_perspective, scaled_mosaic4
+from yolov9.data.mask_targets import mask_targets
 from yolov9.data.scan import ScanResult
 from yolov9.data.transforms import (Sample, augment_hsv, letterbox_sample, random_flips, read_image,
                                     resize_long_side, to_targets)
@@ -45,14 +47,17 @@ def rect_batch_shapes(shapes: np.ndarray, batch: int, imgsz: int, stride: int, p
 
 class DetectionDataset(Dataset):
     """Samples of one split. Train (`hyp` given): mosaic/mixup/copy-paste/perspective/HSV/flips. Val (`hyp`
-    None): rect letterbox."""
+    None): rect letterbox. `masks`: each sample also carries its mask targets at 1 / `mask_ratio` of the canvas
+    (`overlap`: one map per image, rows in the official area order; else one mask per row)."""
 
     def __init__(self, scan: ScanResult, imgsz: int, hyp: Optional[Hyperparameters] = None, seed: int = 0,
                  single_cls: bool = False, rect_batch: Optional[int] = None, stride: int = 32, pad: float = 0.5,
-                 cache: Optional[str] = None, buffer_size: int = 0, partner_group: int = 0) -> None:
+                 cache: Optional[str] = None, buffer_size: int = 0, partner_group: int = 0, masks: bool = False,
+                 overlap: bool = True, mask_ratio: int = 4) -> None:
         self.files, self.shapes = scan.files, scan.shapes
         self.labels, self.offsets = scan.labels.copy(), scan.offsets
-        self.seg_points, self.seg_offsets = scan.seg_points, scan.seg_offsets
+        self.polygons = scan.polygons
+        self.masks, self.overlap, self.mask_ratio = masks, overlap, mask_ratio
         if single_cls:
             self.labels[:, 0] = 0
         augment = hyp is not None
@@ -64,7 +69,7 @@ class DetectionDataset(Dataset):
         self.partner_group = partner_group
         self._order_epoch, self._order, self._position = -1, np.zeros(0, np.int64), np.zeros(0, np.int64)
         # the default recipe only scales and translates: the mosaic is then resized straight to imgsz
-        no_copy_paste = not augment or not hyp.copy_paste or not len(self.seg_points)
+        no_copy_paste = not augment or not hyp.copy_paste or not self.polygons.has_polygon.any()
         self.scale_only = no_copy_paste and not (augment and (hyp.degrees or hyp.shear or hyp.perspective))
         self._recent: dict[int, np.ndarray] = {}
         if rect_batch:
@@ -139,7 +144,7 @@ class DetectionDataset(Dataset):
         return image
 
     def load(self, i: int) -> Sample:
-        """Image i (scan order) resized to long side imgsz, with its boxes in pixels.
+        """Image i (scan order) resized to long side imgsz, with its boxes and polygons in pixels.
 
         In training, an image that became unreadable after the scan is replaced (with a warning) by the next
         readable one and its labels, so one bad file never stops an epoch; validation raises DatasetError.
@@ -158,9 +163,8 @@ class DetectionDataset(Dataset):
         lo, hi = self.offsets[i], self.offsets[i + 1]
         rows = self.labels[lo:hi]
         boxes = denormalize_boxes(xywh2xyxy(rows[:, 1:5]), (h, w))
-        points = self.seg_offsets[lo:hi + 1]
-        segments = [self.seg_points[a:b] * (w, h) for a, b in zip(points[:-1], points[1:])]
-        return Sample(image, boxes.astype(np.float32), rows[:, 0].copy(), segments)
+        polygons = self.polygons.slice(lo, hi).map_points(lambda p: p * np.array([w, h], np.float32))
+        return Sample(image, boxes.astype(np.float32), rows[:, 0].copy(), polygons)
 
     def generator(self, index: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, self.epoch, index])
@@ -205,7 +209,7 @@ class DetectionDataset(Dataset):
             sample = random_perspective(sample, rng, sample.image.shape[:2], hyp.degrees, hyp.translate, hyp.scale,
                                         hyp.shear, hyp.perspective)
         image = augment_hsv(sample.image, rng, hyp.hsv_h, hyp.hsv_s, hyp.hsv_v)
-        return random_flips(Sample(image, sample.boxes, sample.classes, sample.segments), rng, hyp.flipud,
+        return random_flips(Sample(image, sample.boxes, sample.classes, sample.polygons), rng, hyp.flipud,
                             hyp.fliplr)
 
     def letterboxed(self, i: int, shape, scaleup: bool) -> tuple[Sample, Letterbox]:
@@ -215,7 +219,9 @@ class DetectionDataset(Dataset):
         return sample, box.from_source(self.shapes[i])
 
     def __getitem__(self, index: int):
-        """(image uint8 (3, H, W) RGB, targets (n, 5) [cls, cx, cy, w, h] normalised, path, letterbox).
+        """(image uint8 (3, H, W) RGB, targets (n, 5) [cls, cx, cy, w, h] normalised, path, letterbox), plus with
+        `masks` the mask targets (see `mask_targets`) and the rows' rings in the original file's pixels (val; one
+        empty list per row in training). Rows then follow the order of the mask targets.
 
         The letterbox maps the original file's pixels to the returned image (identity for augmented samples).
         """
@@ -227,7 +233,22 @@ class DetectionDataset(Dataset):
             shape = self.batch_shapes[index] if self.batch_shapes is not None else (self.imgsz, self.imgsz)
             sample, box = self.letterboxed(i, shape, scaleup=False)
         image = torch.from_numpy(np.stack(cv2.split(sample.image)))  # HWC -> CHW, faster than a strided copy
-        return image, torch.from_numpy(to_targets(sample)), str(self.files[i]), box
+        if not self.masks:
+            return image, torch.from_numpy(to_targets(sample)), str(self.files[i]), box
+        masks, order = mask_targets(sample.polygons, sample.boxes, sample.image.shape[:2], self.mask_ratio,
+                                    self.overlap)
+        sample = sample.select(order)
+        return (image, torch.from_numpy(to_targets(sample)), str(self.files[i]), box, torch.from_numpy(masks),
+                self.original_rings(i, order))
+
+    def original_rings(self, i: int, order: np.ndarray) -> list[list[np.ndarray]]:
+        """Rings (k, 2) float32 in the original file's pixels of image i's rows in `order` (val); in training,
+        where rows no longer match the file, an empty list per row."""
+        if self.augment:
+            return [[] for _ in order]
+        h, w = (float(v) for v in self.shapes[i])
+        rows = self.polygons.slice(self.offsets[i], self.offsets[i + 1]).select(order)
+        return rows.map_points(lambda p: p * np.array([w, h], np.float32)).object_rings()
 
 
 def _load_malloc_trim():
@@ -241,14 +262,23 @@ _MALLOC_TRIM = _load_malloc_trim()
 
 
 def collate(items: list) -> dict:
-    """Stack images; concatenate targets with their batch index -> (n, 6) [batch_index, cls, cx, cy, w, h].
+    """Stack images; concatenate targets with their batch index -> (n, 6) [batch_index, cls, cx, cy, w, h]; with
+    mask targets also "masks" (overlap maps stacked (B, h, w), or per-row masks concatenated (N, h, w)) and
+    "segments" (per image, per row, a list of rings).
 
     Runs in the worker: afterwards free heap pages go back to the OS (glibc malloc_trim), so the churn of
     differently sized image arrays does not grow the worker's RSS from epoch to epoch.
     """
     if _MALLOC_TRIM is not None:
         _MALLOC_TRIM(0)
-    images, targets, paths, letterboxes = zip(*items)
+    images, targets, paths, letterboxes, *mask_parts = zip(*items)
     indexed = [torch.cat((torch.full((len(t), 1), float(b)), t), 1) for b, t in enumerate(targets)]
-    return {"images": torch.stack(images), "targets": torch.cat(indexed) if indexed else torch.zeros((0, 6)),
-            "paths": list(paths), "letterboxes": list(letterboxes)}
+    batch = {"images": torch.stack(images), "targets": torch.cat(indexed) if indexed else torch.zeros((0, 6)),
+             "paths": list(paths), "letterboxes": list(letterboxes)}
+    if mask_parts:
+        masks, segments = mask_parts
+        overlap = masks[0].dim() == 2
+        dtype = torch.int32 if any(m.dtype == torch.int32 for m in masks) else torch.uint8
+        batch["masks"] = (torch.stack if overlap else torch.cat)([m.to(dtype) for m in masks])
+        batch["segments"] = list(segments)
+    return batch

@@ -1,7 +1,8 @@
 """Label formats: YOLO txt (one `cls cx cy w h` or `cls x1 y1 x2 y2 ...` polygon per line) and COCO json.
 
-Both are read into the same rows: (n, 5) float32 [class, cx, cy, w, h] normalised, plus one normalised polygon
-(k, 2) per row (empty when the row is a plain box). Every problem is a `Problem` naming the file and line.
+Both are read into the same rows: (n, 5) float32 [class, cx, cy, w, h] normalised, plus the normalised outlines of
+the rows as `Polygons` (several rings per row from COCO; none for a plain box). Every problem is a `Problem`
+naming the file and line.
 """
 from __future__ import annotations
 
@@ -10,12 +11,15 @@ import shutil
 from pathlib import Path
 from typing import NamedTuple, Optional, Sequence, Union
 
+import cv2
 import numpy as np
 
 from yolov9.data.config import coco_image_folder, read_json, write_data_yaml
-from yolov9.errors import DatasetError
+from yolov9.data.polygons import Polygons, merge_rings
+from yolov9.errors import DatasetError, YOLOv9Error
 from yolov9.io.atomic import atomic_write_bytes
 from yolov9.ops.boxes import ltwh2xyxy, normalize_boxes, xywh2xyxy, xyxy2xywh
+from yolov9.ops.rle import RunLengths
 
 COORD_TOLERANCE = 0.01  # normalised coordinates within [-tol, 1 + tol] are clipped, beyond are errors
 ROUND_OFF = 1e-5  # overshoot of labels written with ~6 decimals: clipped without a report
@@ -35,13 +39,13 @@ class Problem(NamedTuple):
 
 class Labels(NamedTuple):
     rows: np.ndarray  # (n, 5) float32
-    segments: list  # n arrays (k, 2) float32, normalised
+    polygons: Polygons  # n objects, normalised (rings cut to [0, 1])
     problems: list
 
 
 def parse_yolo_label(text: str, nc: int, file: str) -> Labels:
     """Parse and validate the text of one YOLO label file."""
-    rows, segments, lines, problems = [], [], [], []
+    rows, objects, lines, problems = [], [], [], []
     for number, line in enumerate(text.splitlines(), 1):
         fields = line.split()
         if not fields:
@@ -54,19 +58,19 @@ def parse_yolo_label(text: str, nc: int, file: str) -> Labels:
             continue
         if len(values) == 5:
             rows.append(values)
-            segments.append(np.zeros((0, 2), np.float32))
+            objects.append([])
         elif len(values) >= 7 and len(values) % 2 == 1:
             polygon = values[1:].reshape(-1, 2)
             lo, hi = polygon.min(0), polygon.max(0)
             rows.append(np.concatenate(([values[0]], xyxy2xywh(np.concatenate((lo, hi))))))
-            segments.append(polygon.astype(np.float32))
+            objects.append([polygon])
         else:
             problems.append(Problem(file, str(number), ERROR,
                                     f"{len(values)} values; expected 5 (cls cx cy w h) or an odd number >= 7 (polygon)"))
             continue
         lines.append(str(number))
     array = np.array(rows, np.float64).reshape(-1, 5)
-    return validate_rows(array, segments, lines, nc, file, problems)
+    return validate_rows(array, objects, lines, nc, file, problems)
 
 
 def _is_float(text: str) -> bool:
@@ -77,12 +81,13 @@ def _is_float(text: str) -> bool:
         return False
 
 
-def validate_rows(rows: np.ndarray, segments: list, lines: list, nc: int, file: str,
+def validate_rows(rows: np.ndarray, objects: list, lines: list, nc: int, file: str,
                   problems: Optional[list] = None) -> Labels:
-    """Check class ids, finiteness, range and area of rows (n, 5); clip small overshoots, drop duplicates."""
+    """Check class ids, finiteness, range and area of rows (n, 5) and their rings (`objects`: per row a list of
+    normalised (k, 2) rings); clip small overshoots (rings are cut to [0, 1]), drop duplicates."""
     problems = list(problems or [])
     keep = np.ones(len(rows), bool)
-    finite = np.isfinite(rows).all(1)
+    finite = np.isfinite(rows).all(1) & np.array([all(np.isfinite(r).all() for r in obj) for obj in objects], bool)
     cls = rows[:, 0]
     bad_class = finite & ((cls < 0) | (cls >= nc) | (cls != np.round(cls)))
     xyxy = xywh2xyxy(rows[:, 1:5])
@@ -92,7 +97,8 @@ def validate_rows(rows: np.ndarray, segments: list, lines: list, nc: int, file: 
     for i in np.flatnonzero(bad_class):
         problems.append(Problem(file, lines[i], ERROR, f"class id {cls[i]:g} is not an integer in 0..{nc - 1}"))
     for i in np.flatnonzero(outside):
-        problems.append(Problem(file, lines[i], ERROR, f"box {np.round(xyxy[i], 4).tolist()} outside [0, 1] "
+        kind = "polygon with box" if objects[i] else "box"
+        problems.append(Problem(file, lines[i], ERROR, f"{kind} {np.round(xyxy[i], 4).tolist()} outside [0, 1] "
                                                        f"beyond tolerance {COORD_TOLERANCE}"))
     keep &= finite & ~bad_class & ~outside
     clipped = np.clip(xyxy, 0, 1)
@@ -106,23 +112,33 @@ def validate_rows(rows: np.ndarray, segments: list, lines: list, nc: int, file: 
         problems.append(Problem(file, lines[i], FIXED, "zero-area box; row dropped"))
     keep &= ~zero
     cleaned = np.concatenate((cls[:, None], xyxy2xywh(xyxy)), 1)
-    _, first = np.unique(np.where(keep[:, None], cleaned, np.nan).round(6), axis=0, return_index=True)
+    _, first, group = np.unique(np.where(keep[:, None], cleaned, np.nan).round(6), axis=0, return_index=True,
+                                return_inverse=True)
     duplicate = keep.copy()
     duplicate[first] = False
-    for i in np.flatnonzero(duplicate):
-        problems.append(Problem(file, lines[i], FIXED, "duplicate row; dropped"))
+    for i in np.flatnonzero(duplicate):  # same class and box as an earlier row: a duplicate if the rings agree too
+        duplicate[i] = _same_rings(objects[i], objects[first[group[i]]])
+        if duplicate[i]:
+            problems.append(Problem(file, lines[i], FIXED, "duplicate row; dropped"))
     keep &= ~duplicate
     if any(p.level == ERROR for p in problems):
         keep[:] = False
     index = np.flatnonzero(keep)
-    segments = [np.clip(segments[i], 0, 1) for i in index]
-    return Labels(cleaned[index].astype(np.float32), segments, problems)
+    polygons = Polygons.from_rings([objects[i] for i in index]).clip(0, 0, 1, 1)
+    return Labels(cleaned[index].astype(np.float32), polygons, problems)
+
+
+def _same_rings(a: list, b: list) -> bool:
+    return len(a) == len(b) and all(np.shape(p) == np.shape(q) and np.allclose(p, q, atol=1e-6) for p, q in zip(a, b))
 
 
 def read_coco(json_file: Union[str, Path], nc: Optional[int] = None) -> dict[str, Labels]:
     """Labels of every image in a COCO json, keyed by image file name (category ids sorted -> 0..nc-1).
 
-    Crowd annotations are skipped (as in the official COCO conversion); the longest polygon is kept per object.
+    Crowd annotations (`iscrowd` 1) are skipped, as in the official COCO conversion: they mark regions of many
+    objects that training must neither reward nor punish. An object's `segmentation` polygons are all kept (its
+    mask is their union); an RLE mask (compressed or not) becomes the outer contours of its parts (holes are
+    filled; rasterised at the RLE's size they give back its pixels). Rows take their box from `bbox`.
     """
     data = read_json(Path(json_file))
     try:
@@ -144,18 +160,43 @@ def _coco_labels(data: dict, json_file: Union[str, Path], nc: Optional[int]) -> 
     for image in data["images"]:
         w, h = float(image["width"]), float(image["height"])
         annotations = per_image[image["id"]]
-        segments, lines = [], []
+        objects, lines, problems = [], [f"annotation {a.get('id', '?')}" for a in annotations], []
         classes = np.array([to_class.get(a["category_id"], -1) for a in annotations], np.float64)
         boxes = np.array([a["bbox"] for a in annotations], np.float64).reshape(-1, 4)
         xywh = normalize_boxes(xyxy2xywh(ltwh2xyxy(boxes)), (h, w))
-        for a in annotations:
-            polygons = a.get("segmentation") if isinstance(a.get("segmentation"), list) else []
-            polygon = max(polygons, key=len) if polygons else []
-            segments.append((np.array(polygon, np.float32).reshape(-1, 2) / (w, h)).astype(np.float32))
-            lines.append(f"annotation {a.get('id', '?')}")
+        for a, line in zip(annotations, lines):
+            rings, problem = coco_rings(a.get("segmentation"), (h, w))
+            objects.append(rings)
+            if problem:
+                problems.append(Problem(str(json_file), line, *problem))
         rows = np.concatenate((classes[:, None], xywh), 1)
-        out[image["file_name"]] = validate_rows(rows, segments, lines, nc, str(json_file))
+        out[image["file_name"]] = validate_rows(rows, objects, lines, nc, str(json_file), problems)
     return out
+
+
+def coco_rings(segmentation, shape: tuple[float, float]) -> tuple[list[np.ndarray], Optional[tuple[str, str]]]:
+    """A COCO `segmentation` (polygons [[x1, y1, ...], ...] or RLE {"size", "counts"}) of an image of `shape`
+    (h, w) -> its normalised rings (k, 2), and a problem (level, message) or None.
+
+    Unusable polygons are dropped (fixed); an unreadable RLE is an error (the image is skipped, like a bad row).
+    """
+    if not segmentation:
+        return [], None
+    h, w = shape
+    if isinstance(segmentation, list):
+        flat = [np.asarray(p, np.float64).ravel() for p in segmentation]
+        usable = [p for p in flat if len(p) >= 6 and len(p) % 2 == 0]
+        dropped = len(flat) - len(usable)
+        problem = (FIXED, f"{dropped} polygon(s) with fewer than 3 points or an odd number of values; dropped")
+        return [p.reshape(-1, 2) / (w, h) for p in usable], problem if dropped else None
+    try:
+        size = np.array(segmentation["size"], np.int64).reshape(1, 2)
+        mask = RunLengths.from_counts([segmentation["counts"]], size).to_masks()[0]
+    except (YOLOv9Error, KeyError, TypeError, ValueError) as e:
+        return [], (ERROR, f"unreadable RLE segmentation ({e})")
+    contours = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)[0]
+    rh, rw = size[0]  # outlines through the centres of the boundary pixels
+    return [(c.reshape(-1, 2) + 0.5) / (float(rw), float(rh)) for c in contours], None
 
 
 def yolo_label_text(classes: np.ndarray, coordinates: Sequence[np.ndarray],
@@ -170,8 +211,10 @@ def yolo_label_text(classes: np.ndarray, coordinates: Sequence[np.ndarray],
 
 
 def format_yolo_rows(labels: Labels) -> str:
-    """YOLO txt text of scanned rows (polygons written where present)."""
-    coordinates = [segment if len(segment) >= 3 else row[1:] for row, segment in zip(labels.rows, labels.segments)]
+    """YOLO txt text of scanned rows (polygons written where present; several rings of one object are joined
+    into one outline by `merge_rings`)."""
+    coordinates = [merge_rings(rings) if rings else row[1:] for row, rings in zip(labels.rows,
+                                                                                  labels.polygons.object_rings())]
     return yolo_label_text(labels.rows[:, 0], coordinates)
 
 

@@ -15,7 +15,8 @@ from yolov9.plots.training import save_batch_plot
 
 
 def label_statistics(result: ScanResult, names: list[str]) -> str:
-    """Instances and images per class, boxes per image, and box sizes (fraction of the image side)."""
+    """Instances and images per class, boxes per image, box sizes (fraction of the image side) and how many rows
+    have polygons."""
     classes = result.labels[:, 0].astype(np.int64)
     image_of_box = np.repeat(np.arange(len(result)), np.diff(result.offsets))
     instances = np.bincount(classes, minlength=len(names))
@@ -28,17 +29,21 @@ def label_statistics(result: ScanResult, names: list[str]) -> str:
         lines.append(f"boxes per image: mean {per_image.mean():.2f}, max {per_image.max()}; box w/h (fraction): "
                      f"median {np.median(wh[:, 0]):.3f}/{np.median(wh[:, 1]):.3f}, "
                      f"min {wh[:, 0].min():.4f}/{wh[:, 1].min():.4f}")
+    with_polygon = int(result.polygons.has_polygon.sum())
+    several = int((result.polygons.ring_counts > 1).sum())
+    lines.append(f"rows with polygons: {with_polygon} of {len(result.labels)} ({several} with several polygons, "
+                 f"{len(result.polygons.rings) - 1} polygons in all); rows without one are boxes only")
     return "\n".join(lines)
 
 
 def check_dataset(data: DataConfig, strict: bool = False, max_lines: int = 50) -> dict[str, ScanResult]:
     """Scan every split present; prints the report, the summary table and label statistics per split."""
     cfg = resolve_config(data)
-    results = {}
+    results, listed = {}, set()
     for split in ("train", "val", "test"):
         if cfg[split]:
             results[split] = scan(cfg, split, strict=strict, verbose=False)
-            print(format_report(results[split], split, max_lines=max_lines))
+            print(format_report(results[split], split, max_lines=max_lines, listed=listed))
             print(label_statistics(results[split], cfg["names"]))
     if not results:
         raise DatasetError(f"{cfg['yaml_file'] or 'data config'}: every split is empty")

@@ -65,10 +65,13 @@ def _loader(dataset: DetectionDataset, batch: int, workers: int, sampler: Option
 def build_train_loader(data_cfg: DataConfig, imgsz: int, batch: int, hyp: Optional[Hyperparameters] = None,
                        workers: int = 2, seed: int = 0, rank: int = -1, world_size: int = 1,
                        cache: Optional[str] = None, single_cls: bool = False, split: str = "train",
-                       strict: bool = False, partner_group: Optional[int] = None) -> DataLoader:
+                       strict: bool = False, partner_group: Optional[int] = None, masks: bool = False,
+                       overlap: bool = True, mask_ratio: int = 4) -> DataLoader:
     """Augmented, shuffled batches; call `loader.dataset.set_epoch(e)` each epoch, set `.mosaic = False` to close it.
 
-    `hyp`: the resolved hyperparameters (None: the official recipe).
+    `hyp`: the resolved hyperparameters (None: the official recipe). `masks`: batches also carry "masks" at
+    1 / `mask_ratio` of the canvas (`overlap`: one map per image, else one mask per target row) and "segments"
+    (empty lists in training); see `DetectionDataset` and `collate`.
 
     Workers persist across epochs; the epoch and the mosaic switch are shared with them through shared memory.
     Each worker keeps its last min(8 * batch, 1000) decoded images (unless cache='ram'). Mosaic and mixup
@@ -78,16 +81,20 @@ def build_train_loader(data_cfg: DataConfig, imgsz: int, batch: int, hyp: Option
     cfg = resolve_config(data_cfg)
     dataset = DetectionDataset(scan(cfg, split, strict), imgsz, as_hyperparameters(hyp), seed=seed,
                                single_cls=single_cls, cache=cache, buffer_size=min(8 * batch, 1000),
-                               partner_group=partner_group if partner_group is not None else batch * world_size)
+                               partner_group=partner_group if partner_group is not None else batch * world_size,
+                               masks=masks, overlap=overlap, mask_ratio=mask_ratio)
     return _loader(dataset, batch, workers, EpochShuffleSampler(dataset, rank, world_size))
 
 
 def build_val_loader(data_cfg: DataConfig, split: str = "val", imgsz: int = 640, batch: int = 32,
                      workers: int = 2, stride: int = 32, pad: float = 0.5, single_cls: bool = False,
-                     strict: bool = False, cache: Optional[str] = None, rect: bool = True) -> DataLoader:
+                     strict: bool = False, cache: Optional[str] = None, rect: bool = True, masks: bool = False,
+                     overlap: bool = True, mask_ratio: int = 4) -> DataLoader:
     """Rectangular batches in aspect-ratio order (or, with rect=False, every image letterboxed to imgsz x imgsz,
-    as fixed-shape exported models need); each batch carries per image the `Letterbox` from original pixels."""
+    as fixed-shape exported models need); each batch carries per image the `Letterbox` from original pixels.
+    `masks`: also "masks" (as in `build_train_loader`) and "segments", the target rows' rings in original pixels."""
     cfg = resolve_config(data_cfg)
     dataset = DetectionDataset(scan(cfg, split, strict), imgsz, single_cls=single_cls,
-                               rect_batch=batch if rect else None, stride=stride, pad=pad, cache=cache)
+                               rect_batch=batch if rect else None, stride=stride, pad=pad, cache=cache, masks=masks,
+                               overlap=overlap, mask_ratio=mask_ratio)
     return _loader(dataset, batch, workers, None)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,12 +17,13 @@ from typing import Optional, Sequence
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from yolov9.data.config import IMAGE_SUFFIXES, label_path
+from yolov9.data.config import IMAGE_SUFFIXES, image_problem, label_path
 from yolov9.io.atomic import atomic_write_bytes
 from yolov9.data.formats import ERROR, FIXED, NOTE, Labels, Problem, parse_yolo_label, read_coco
+from yolov9.data.polygons import Polygons
 from yolov9.errors import DatasetError
 
-CACHE_VERSION = "yolov9-scan-1"
+CACHE_VERSION = "yolov9-scan-2"  # 2: several rings per label row
 _MODE_NOTES = {"I;16": "16-bit image; converted to 8-bit", "I;16B": "16-bit image; converted to 8-bit",
                "I;16L": "16-bit image; converted to 8-bit", "I": "32-bit integer image; converted to 8-bit",
                "L": "grayscale image; converted to RGB", "LA": "grayscale image with alpha; converted to RGB",
@@ -31,14 +33,15 @@ _MODE_NOTES = {"I;16": "16-bit image; converted to 8-bit", "I;16B": "16-bit imag
 
 @dataclass
 class ScanResult:
-    """Kept images and their labels as flat arrays; labels of image i are labels[offsets[i]:offsets[i+1]]."""
+    """Kept images and their labels as flat arrays; labels of image i are labels[offsets[i]:offsets[i+1]], and
+    `polygons` holds the M rows' normalised rings (row j: rings polygons.rows[j]:polygons.rows[j + 1], ring r:
+    points polygons.rings[r]:polygons.rings[r + 1] of polygons.points (P, 2) float32)."""
 
     files: np.ndarray  # (N,) str
     shapes: np.ndarray  # (N, 2) int32 (h, w) after EXIF orientation
     labels: np.ndarray  # (M, 5) float32 [class, cx, cy, w, h] normalised
     offsets: np.ndarray  # (N + 1,) int64
-    seg_points: np.ndarray  # (P, 2) float32 normalised polygon points
-    seg_offsets: np.ndarray  # (M + 1,) int64
+    polygons: Polygons  # M objects
     problems: list = field(default_factory=list)
     found: int = 0
     from_cache: bool = False
@@ -50,11 +53,10 @@ class ScanResult:
     def skipped(self) -> int:
         return self.found - len(self.files)
 
-    def image_labels(self, i: int) -> tuple[np.ndarray, list]:
-        """(n, 5) rows and n polygons (k, 2) of kept image i."""
+    def image_labels(self, i: int) -> tuple[np.ndarray, Polygons]:
+        """(n, 5) rows and the n objects' normalised rings of kept image i."""
         lo, hi = self.offsets[i], self.offsets[i + 1]
-        points = self.seg_offsets[lo:hi + 1]
-        return self.labels[lo:hi], [self.seg_points[a:b] for a, b in zip(points[:-1], points[1:])]
+        return self.labels[lo:hi], self.polygons.slice(lo, hi)
 
 
 def check_image(path: Path) -> tuple[Optional[tuple[int, int]], list]:
@@ -66,6 +68,9 @@ def check_image(path: Path) -> tuple[Optional[tuple[int, int]], list]:
         data = path.read_bytes()
     except OSError as e:
         return None, [Problem(file, "", ERROR, f"cannot read file ({e.strerror or e})")]
+    problem = image_problem(path)
+    if "MAX_IMAGE_PIXELS" in problem:  # refused before anything decodes it
+        return None, [Problem(file, "", ERROR, problem)]
     try:
         with Image.open(io.BytesIO(data)) as im:
             im.verify()
@@ -73,7 +78,8 @@ def check_image(path: Path) -> tuple[Optional[tuple[int, int]], list]:
             w, h = im.size
             mode, orientation = im.mode, im.getexif().get(0x0112, 1)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        return None, [Problem(file, "", ERROR, f"unreadable or corrupt image ({e})")]
+        reason = re.sub(r"\s*<_io\.BytesIO object at 0x[0-9a-f]+>", "", str(e)) or type(e).__name__
+        return None, [Problem(file, "", ERROR, f"unreadable or corrupt image ({reason})")]
     if path.suffix.lower() in (".jpg", ".jpeg") and not data.rstrip(b"\0").endswith(b"\xff\xd9"):
         return None, [Problem(file, "", ERROR, "truncated JPEG (no end-of-image marker)")]
     problems = []
@@ -127,8 +133,9 @@ def _save_cache(path: Path, fingerprint: str, result: ScanResult) -> None:
     buffer = io.BytesIO()
     problems = np.array([tuple(p) for p in result.problems], dtype=str).reshape(-1, 4)
     np.savez(buffer, fingerprint=np.array(fingerprint), files=result.files, shapes=result.shapes,
-             labels=result.labels, offsets=result.offsets, seg_points=result.seg_points,
-             seg_offsets=result.seg_offsets, problems=problems, found=np.array(result.found))
+             labels=result.labels, offsets=result.offsets, polygon_points=result.polygons.points,
+             polygon_rings=result.polygons.rings, polygon_rows=result.polygons.rows, problems=problems,
+             found=np.array(result.found))
     try:
         atomic_write_bytes(path, buffer.getvalue())
     except OSError:
@@ -141,15 +148,16 @@ def _load_cache(path: Path, fingerprint: str) -> Optional[ScanResult]:
         with np.load(path, allow_pickle=False) as z:
             if str(z["fingerprint"]) != fingerprint:
                 return None
-            arrays = {k: z[k] for k in ("files", "shapes", "labels", "offsets", "seg_points", "seg_offsets")}
+            arrays = {k: z[k] for k in ("files", "shapes", "labels", "offsets")}
+            polygons = Polygons(z["polygon_points"], z["polygon_rings"], z["polygon_rows"])
             problems = [Problem(*row) for row in z["problems"].tolist()]
-            return ScanResult(**arrays, problems=problems, found=int(z["found"]), from_cache=True)
+            return ScanResult(**arrays, polygons=polygons, problems=problems, found=int(z["found"]), from_cache=True)
     except Exception:  # noqa: BLE001 - any unreadable cache is rebuilt
         return None
 
 
 def _assemble(images: Sequence[Path], checked: list) -> ScanResult:
-    files, shapes, rows, offsets, seg_points, seg_offsets, problems = [], [], [], [0], [], [0], []
+    files, shapes, rows, offsets, polygons, problems = [], [], [], [0], [], []
     for image, (shape, labels, image_problems) in zip(images, checked):
         image_problems = image_problems + labels.problems
         problems += image_problems
@@ -159,15 +167,12 @@ def _assemble(images: Sequence[Path], checked: list) -> ScanResult:
         shapes.append(shape)
         rows.append(labels.rows)
         offsets.append(offsets[-1] + len(labels.rows))
-        for polygon in labels.segments:
-            seg_points.append(polygon)
-            seg_offsets.append(seg_offsets[-1] + len(polygon))
+        polygons.append(labels.polygons)
     return ScanResult(
         files=np.array(files, dtype=str), shapes=np.array(shapes, np.int32).reshape(-1, 2),
         labels=np.concatenate(rows).astype(np.float32) if rows else np.zeros((0, 5), np.float32),
-        offsets=np.array(offsets, np.int64),
-        seg_points=np.concatenate(seg_points).astype(np.float32) if seg_points else np.zeros((0, 2), np.float32),
-        seg_offsets=np.array(seg_offsets, np.int64), problems=problems, found=len(images))
+        offsets=np.array(offsets, np.int64), polygons=Polygons.concat(polygons), problems=problems,
+        found=len(images))
 
 
 def scan_split(images: Sequence[Path], nc: int, coco: Sequence[Path] = (), strict: bool = False,
@@ -200,13 +205,19 @@ def scan_split(images: Sequence[Path], nc: int, coco: Sequence[Path] = (), stric
     return result
 
 
-def format_report(result: ScanResult, split: str, max_lines: int = 50) -> str:
-    """Problem lines (up to `max_lines`) and a summary table of the scan."""
+def format_report(result: ScanResult, split: str, max_lines: int = 50, listed: Optional[set] = None) -> str:
+    """Problem lines (up to `max_lines`; those already in `listed` are not repeated, and get added to it) and a
+    summary table of the scan (which counts every problem of the split)."""
     levels = {level: sum(p.level == level for p in result.problems) for level in (ERROR, FIXED, NOTE)}
     backgrounds = int((np.diff(result.offsets) == 0).sum())
-    lines = [str(p) for p in result.problems[:max_lines]]
-    if len(result.problems) > max_lines:
-        lines.append(f"... and {len(result.problems) - max_lines} more")
+    listed = set() if listed is None else listed
+    new = [p for p in result.problems if p not in listed]
+    listed.update(new)
+    lines = [str(p) for p in new[:max_lines]]
+    if len(new) > max_lines:
+        lines.append(f"... and {len(new) - max_lines} more")
+    if len(new) < len(result.problems):
+        lines.append(f"({len(result.problems) - len(new)} problem(s) of {split} are listed above already)")
     header = f"{'split':<8}{'found':>8}{'used':>8}{'skipped':>9}{'backgr.':>9}{'boxes':>9}{'errors':>8}{'fixed':>7}{'notes':>7}"
     row = (f"{split:<8}{result.found:>8}{len(result):>8}{result.skipped:>9}{backgrounds:>9}{len(result.labels):>9}"
            f"{levels[ERROR]:>8}{levels[FIXED]:>7}{levels[NOTE]:>7}")

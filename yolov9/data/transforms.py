@@ -1,7 +1,7 @@
 """Per-sample transforms: reading, resizing, letterbox, HSV jitter, flips.
 
-A `Sample` holds one image (uint8 HWC RGB), its boxes (n, 4) xyxy in pixels, classes (n,) and optional
-polygon segments (list of (k, 2) pixel arrays, one per box, empty arrays where a box has none).
+A `Sample` holds one image (uint8 HWC RGB), its boxes (n, 4) xyxy in pixels, classes (n,) and the objects'
+outlines as `Polygons` in pixels (any number of rings per box, none for a plain box).
 Every random transform takes a `numpy.random.Generator`, so a sample depends only on its generator's seed.
 """
 from __future__ import annotations
@@ -14,9 +14,11 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
+from yolov9.data.polygons import Polygons
 from yolov9.errors import DatasetError
 from yolov9.ops.boxes import normalize_boxes, xyxy2xywh
 from yolov9.ops.letterbox import Letterbox
+
 _REDUCED_FLAGS = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
 _JPEG_SUFFIXES = (".jpg", ".jpeg", ".mpo")
 
@@ -28,16 +30,18 @@ class Sample:
     image: np.ndarray
     boxes: np.ndarray
     classes: np.ndarray
-    segments: list = field(default_factory=list)
+    polygons: Polygons = field(default_factory=Polygons.empty)
 
     def __post_init__(self) -> None:
-        if len(self.segments) != len(self.boxes):
-            self.segments = [np.zeros((0, 2), np.float32) for _ in range(len(self.boxes))]
+        if len(self.polygons) != len(self.boxes):
+            if len(self.polygons):
+                raise ValueError(f"{len(self.polygons)} polygon objects for {len(self.boxes)} boxes")
+            self.polygons = Polygons.empty(len(self.boxes))
 
     def select(self, keep: np.ndarray) -> "Sample":
         """The sample with only the boxes where `keep` (bool mask or indices) holds."""
         index = np.flatnonzero(keep) if keep.dtype == bool else keep
-        return Sample(self.image, self.boxes[index], self.classes[index], [self.segments[i] for i in index])
+        return Sample(self.image, self.boxes[index], self.classes[index], self.polygons.select(index))
 
 
 def read_image(path: Union[str, Path], min_long_side: int = 0, long_side: int = 0) -> np.ndarray:
@@ -88,11 +92,10 @@ def resize_long_side(image: np.ndarray, size: int, augment: bool) -> tuple[np.nd
 
 def letterbox_sample(sample: Sample, new_shape, auto: bool = False, scaleup: bool = True
                      ) -> tuple[Sample, Letterbox]:
-    """A sample's image, boxes and segments through `Letterbox.fit(...)`; returns it and the letterbox."""
+    """A sample's image, boxes and polygons through `Letterbox.fit(...)`; returns it and the letterbox."""
     box = Letterbox.fit(sample.image.shape[:2], new_shape, auto=auto, scaleup=scaleup)
-    segments = [box.points_to_canvas(s) for s in sample.segments]
     return Sample(box.apply(sample.image), box.boxes_to_canvas(sample.boxes).astype(np.float32), sample.classes,
-                  segments), box
+                  sample.polygons.map_points(box.points_to_canvas)), box
 
 
 def augment_hsv(image: np.ndarray, rng: np.random.Generator, hgain: float, sgain: float, vgain: float) -> np.ndarray:
@@ -107,18 +110,15 @@ def augment_hsv(image: np.ndarray, rng: np.random.Generator, hgain: float, sgain
 
 
 def flip(sample: Sample, horizontal: bool) -> Sample:
-    """Mirror the image left-right (`horizontal`) or top-bottom, with its boxes and segments."""
+    """Mirror the image left-right (`horizontal`) or top-bottom, with its boxes and polygons."""
     h, w = sample.image.shape[:2]
     axis, size = (0, w) if horizontal else (1, h)
     image = cv2.flip(sample.image, 1 if horizontal else 0)
     boxes = sample.boxes.copy()
     boxes[:, [axis, axis + 2]] = size - sample.boxes[:, [axis + 2, axis]]
-    segments = []
-    for s in sample.segments:
-        s = s.copy()
-        s[:, axis] = size - s[:, axis]
-        segments.append(s)
-    return Sample(image, boxes, sample.classes, segments)
+    points = sample.polygons.points.copy()
+    points[:, axis] = size - points[:, axis]
+    return Sample(image, boxes, sample.classes, sample.polygons.with_points(points))
 
 
 def random_flips(sample: Sample, rng: np.random.Generator, flipud: float, fliplr: float) -> Sample:

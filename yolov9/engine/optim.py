@@ -52,9 +52,10 @@ def build_optimizer(model: nn.Module, name: str = "SGD", lr: float = 0.01, momen
     if name == "SGD":
         optimizer = torch.optim.SGD(biases, lr=lr, momentum=momentum, nesterov=True)
     elif name == "Adam":
-        optimizer = torch.optim.Adam(biases, lr=lr, betas=(momentum, 0.999))
+        optimizer = torch.optim.Adam(biases, lr=lr, betas=(momentum, 0.999), foreach=True)
     elif name == "AdamW":
-        optimizer = torch.optim.AdamW(biases, lr=lr, betas=(momentum, 0.999), weight_decay=0.0, amsgrad=True)
+        optimizer = torch.optim.AdamW(biases, lr=lr, betas=(momentum, 0.999), weight_decay=0.0, amsgrad=True,
+                                      foreach=True)  # one kernel per step for all tensors (faster on the CPU too)
     else:
         raise ConfigError(f"optimizer {name!r} is not supported; use one of {', '.join(OPTIMIZERS)}")
     optimizer.add_param_group({"params": decayed, "weight_decay": weight_decay})

@@ -20,12 +20,5 @@ def increment_path(path: Union[str, Path], exist_ok: bool = False) -> Path:
     return candidate
 
 
-def make_run_dir(project: Union[str, Path], name: str, exist_ok: bool = False) -> Path:
-    """Create (auto-incremented) `project/name` and its `weights/` folder; returns the run folder."""
-    run = increment_path(Path(project) / name, exist_ok)
-    (run / "weights").mkdir(parents=True, exist_ok=True)
-    return run
-
-
 def write_yaml(path: Union[str, Path], data: Mapping[str, Any]) -> None:
     atomic_write_bytes(path, yaml.safe_dump(dict(data), sort_keys=False).encode())

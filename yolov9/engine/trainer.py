@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import random
+import shutil
 import time
 import warnings
 from pathlib import Path
@@ -26,11 +27,12 @@ from yolov9.engine.ema import ModelEMA
 from yolov9.engine.history import BestFitness, History
 from yolov9.engine.optim import (apply_warmup, build_optimizer, lr_factor, nominal_accumulation, scaled_weight_decay,
                                  warmup_iterations)
-from yolov9.engine.run_dir import make_run_dir, write_yaml
+from yolov9.engine.recipe import describe
+from yolov9.engine.run_dir import increment_path, write_yaml
 from yolov9.engine.train_options import TrainOptions
 from yolov9.engine.train_state import GlobalRNG, copy_file_atomic, find_last_checkpoint, seed_everything, select_device
 from yolov9.engine.validator import Validator
-from yolov9.errors import ConfigError, YOLOv9Error
+from yolov9.errors import ConfigError, YOLOv9Error, warn
 from yolov9.io.checkpoint import read_checkpoint, save_checkpoint, strip_optimizer_state
 from yolov9.models import DetectionModel, build_model
 from yolov9.tasks import task_of
@@ -117,27 +119,32 @@ class Trainer:
             load_pretrained(self.model, opt.weights, verbose=self.main)
         freeze_layers(self.model, opt.freeze)
         self.task = task_of(self.model)
+        stride = max(int(self.model.stride.max()), 32)
+        if opt.imgsz % stride:
+            rounded = math.ceil(opt.imgsz / stride) * stride
+            warn(f"imgsz {opt.imgsz} is not a multiple of the model stride {stride}; training at {rounded}")
+            opt.imgsz = rounded
         if self.checkpoint:
             self.save_dir = Path(opt.resume).parent.parent
         else:
-            self.save_dir = make_run_dir(opt.project, opt.name, opt.exist_ok) if self.main else Path(opt.project)
+            self.save_dir = increment_path(Path(opt.project) / opt.name, opt.exist_ok) if self.main else Path(opt.project)
         self.weights_dir = self.save_dir / "weights"
 
         self.batch_size = opt.batch // self.context.world_size
         self.accumulate = nominal_accumulation(opt.batch, self.hyp.nbs)
         weight_decay = scaled_weight_decay(self.hyp.weight_decay, opt.batch, self.accumulate, self.hyp.nbs)
-        self.optimizer = build_optimizer(self.model, opt.optimizer, self.hyp.lr0, self.hyp.momentum, weight_decay)
+        self.optimizer = build_optimizer(self.model, opt.optimizer_name, self.hyp.lr0, self.hyp.momentum, weight_decay)
         self.lf = lr_factor(opt.lr_schedule, opt.epochs, self.hyp.lrf)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.lf)
         self.use_amp = opt.amp and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.ema = ModelEMA(self.model, opt.ema_decay, opt.ema_tau) if self.main else None
-        self.criterion = self.task.loss(self.model, self.hyp)
+        self.criterion = self.task.loss(self.model, self.hyp, opt)
         self.loss_names = tuple(self.criterion.item_names)
         self.train_model = dist_utils.wrap_model(self.model, self.device, self.context, opt.sync_bn)
         self.loader = build_train_loader(self.data, opt.imgsz, self.batch_size, self.hyp, opt.workers, opt.seed,
                                          self.context.rank, self.context.world_size, opt.cache, opt.single_cls,
-                                         **self.task.loader_options())
+                                         strict=opt.strict, **self.task.loader_options(opt))
         self.train_labels = self.loader.dataset.labels
         self.mosaic_enabled = self.loader.dataset.mosaic
         self.callbacks = self.default_callbacks()
@@ -169,13 +176,17 @@ class Trainer:
         self.scheduler.lr_lambdas = [self.lf] * len(self.optimizer.param_groups)
 
     def default_callbacks(self) -> Callbacks:
-        """Rank 0: console summary, time budget, results.csv, TensorBoard, plots (as the options ask)."""
+        """Rank 0: console summary, time budget, results.csv, TensorBoard, plots (as the options ask), then the
+        experiment trackers (MLflow, W&B) that the options or the environment turn on."""
+        from yolov9.callbacks.trackers import experiment_loggers
+
         callbacks = Callbacks()
         if not self.main:
             return callbacks
         loggers = [TimeBudget(self.opt.time)] if self.opt.time else []
         loggers += [ConsoleLogger()] if self.opt.verbose else []
         loggers += [CSVLogger(), TensorBoardLogger()] + ([TrainingPlots()] if self.opt.plots else [])
+        loggers += experiment_loggers(self.opt)  # last: results.csv and results.png exist when they run
         for logger in loggers:
             callbacks.add_object(logger)
         return callbacks
@@ -192,7 +203,8 @@ class Trainer:
         if self.val_loader is None:
             self.val_loader = build_val_loader(self.data, imgsz=opt.imgsz, batch=opt.val_batch or self.batch_size * 2,
                                                workers=opt.workers, stride=max(int(self.model.stride.max()), 32),
-                                               single_cls=opt.single_cls, **self.task.loader_options())
+                                               single_cls=opt.single_cls, strict=opt.strict,
+                                               **self.task.loader_options(opt))
         return Validator(self.val_loader, self.task, self.names, self.data, criterion=self.criterion, plots=plots,
                          save_dir=self.save_dir, device=self.device, single_cls=opt.single_cls, verbose=verbose,
                          callbacks=self.callbacks)
@@ -221,12 +233,28 @@ class Trainer:
             print(f"resuming {self.save_dir} from epoch {self.start_epoch + 1}/{self.opt.epochs}")
 
     def run(self) -> dict:
+        """Train; a run that fails or is interrupted before its first checkpoint leaves no folder behind, and an
+        interrupted one says how to resume (KeyboardInterrupt carrying the command)."""
+        fresh = self.main and not self.checkpoint and not self.save_dir.exists()
+        try:
+            return self.fit()
+        except BaseException as e:
+            last = self.weights_dir / "last.pt"
+            if fresh and not last.is_file():
+                shutil.rmtree(self.save_dir, ignore_errors=True)
+            if isinstance(e, KeyboardInterrupt) and last.is_file():
+                raise KeyboardInterrupt(f"resume with: yolov9 train --resume {last}") from None
+            raise
+
+    def fit(self) -> dict:
         opt = self.opt
         if self.main:
+            self.weights_dir.mkdir(parents=True, exist_ok=True)
             write_yaml(self.save_dir / "args.yaml", opt.to_dict())
             write_yaml(self.save_dir / "hyp.yaml", self.hyp.to_dict())
             print(f"training {self.model.yaml.get('yaml_file', 'model')} ({self.model.branches} head branch(es)) "
-                  f"on {self.device} for {opt.epochs} epochs, batch {opt.batch} x accumulate {self.accumulate}; "
+                  f"on {self.device} for {opt.epochs} epochs, batch {opt.batch} x accumulate {self.accumulate} "
+                  f"({describe(opt.hyp, opt.optimizer, opt.epochs)}); "
                   f"results in {self.save_dir}")
         if self.checkpoint:
             self.rng.load_state_dict(self.checkpoint["trainer"]["rng"])
@@ -257,7 +285,8 @@ class Trainer:
         """One pass over the training set; returns the mean loss items."""
         opt, hyp = self.opt, self.hyp
         dataset = self.loader.dataset
-        dataset.mosaic = self.mosaic_enabled and not (opt.close_mosaic > 0 and epoch >= opt.epochs - opt.close_mosaic)
+        closed = opt.close_mosaic_epochs()
+        dataset.mosaic = self.mosaic_enabled and not (closed > 0 and epoch >= opt.epochs - closed)
         dataset.set_epoch(epoch)
         self.train_model.train()
         nb = len(self.loader)

@@ -12,10 +12,10 @@ import torch
 from yolov9.callbacks import Callbacks
 from yolov9.data import build_val_loader, load_data_config
 from yolov9.errors import ConfigError
-from yolov9.eval.report import print_speed, print_table, save_plots, write_json
+from yolov9.eval.report import print_speed, print_table, print_val_loss, save_plots, write_json
 from yolov9.eval.runner import EvalRunner
 from yolov9.models.detection_model import DetectionModel
-from yolov9.runtime import Backend, load_model
+from yolov9.runtime import Backend, load_model, require_trainable
 from yolov9.tasks import Task, task_of
 
 
@@ -51,6 +51,8 @@ class Validator:
         if self.verbose:
             print_table(metrics, self.task.table_groups)
             print_speed(metrics["speed_ms"])
+            if "val_loss" in metrics:
+                print_val_loss(metrics["val_loss"], self.runner.criterion.item_names)
         if self.save_json:
             metrics["json"] = write_json(metrics["json_rows"], (self.save_dir or Path(".")) / "predictions.json",
                                          self.verbose)
@@ -64,11 +66,17 @@ def validate(model: Union[DetectionModel, Backend, str, Path], data: Union[str, 
              batch: int = 32, conf: float = 0.001, iou: float = 0.7, max_det: int = 300, half: bool = False,
              branch: Optional[int] = None, save_json: bool = False, plots: bool = True,
              save_dir: Optional[Union[str, Path]] = None, device: str = "cpu", workers: int = 2, split: str = "val",
-             verbose: bool = True, single_cls: bool = False, criterion: Any = None,
+             verbose: bool = True, single_cls: bool = False, criterion: Any = None, loss: bool = False,
              callbacks: Optional[Callbacks] = None) -> dict[str, Any]:
-    """Validate a model, checkpoint, config or exported file on a dataset split; prints the table, returns metrics."""
+    """Validate a model, checkpoint, config or exported file on a dataset split; prints the table, returns metrics.
+
+    `loss`: also the validation loss of every head branch (the task's loss with the model's hyperparameters; a
+    trainable model only), like `criterion` given explicitly.
+    """
     model = load_model(model, device=device)
     task = task_of(model)
+    if loss and criterion is None:
+        criterion = task.loss(require_trainable(model, "report a validation loss"), getattr(model, "hyp", None))
     if isinstance(model, Backend):
         where = model.source
         if criterion is not None or branch is not None:

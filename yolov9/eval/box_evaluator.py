@@ -12,7 +12,7 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 import torch
 
-from yolov9.eval.coco import evaluate_arrays
+from yolov9.eval.coco import CocoMatching, evaluate_arrays
 from yolov9.eval.coco_results import detection_rows, image_id
 from yolov9.eval.evaluator import Evaluator
 from yolov9.eval.metrics import confusion_matrix, precision_recall_curves
@@ -78,20 +78,28 @@ class BoxEvaluator(Evaluator):
         matching = evaluate_arrays(labels[:, 1:5], labels[:, 0], rank[labels[:, 5].astype(np.int64)], det[:, :4],
                                    det[:, 4], det[:, 5], rank[det[:, 6].astype(np.int64)], self.nc,
                                    max_det=self.max_det)
-        curves = precision_recall_curves(matching.true_positive[:, 0], ~matching.ignored[:, 0], det[:, 4], det[:, 5],
-                                         matching.gt_counts)
-        curves["ap"] = ap = matching.ap
-        seen = curves["positives"] > 0
+        return {**matching_metrics(matching, det[:, 4], det[:, 5], self.names), "images": len(self.image_ids),
+                "confusion_matrix": self.matrix, "json_rows": self.rows}
 
-        def mean(values: np.ndarray) -> float:
-            return float(values[seen].mean()) if seen.any() else 0.0
 
-        return {"precision": mean(curves["precision"]), "recall": mean(curves["recall"]),
-                "mAP50": mean(ap[:, 0]), "mAP50-95": mean(ap.mean(1)), "images": len(self.image_ids),
-                "instances": int(curves["positives"].sum()),
-                "per_class": {self.names[c]: {"precision": float(curves["precision"][c]),
-                                              "recall": float(curves["recall"][c]),
-                                              "instances": int(curves["positives"][c]),
-                                              "mAP50": float(ap[c, 0]), "mAP50-95": float(ap[c].mean())}
-                              for c in np.nonzero(seen)[0]},
-                "confusion_matrix": self.matrix, "curves": curves, "json_rows": self.rows}
+def matching_metrics(matching: CocoMatching, scores: np.ndarray, classes: np.ndarray, names: Sequence[str]
+                     ) -> dict[str, Any]:
+    """precision, recall, mAP50, mAP50-95, instances, per_class and curves of one COCO matching of detections
+    with `scores` and `classes` (D,) (the box evaluator's and the mask evaluator's summary)."""
+    curves = precision_recall_curves(matching.true_positive[:, 0], ~matching.ignored[:, 0], scores, classes,
+                                     matching.gt_counts)
+    curves["ap"] = ap = matching.ap
+    seen = curves["positives"] > 0
+
+    def mean(values: np.ndarray) -> float:
+        return float(values[seen].mean()) if seen.any() else 0.0
+
+    return {"precision": mean(curves["precision"]), "recall": mean(curves["recall"]),
+            "mAP50": mean(ap[:, 0]), "mAP50-95": mean(ap.mean(1)),
+            "instances": int(curves["positives"].sum()),
+            "per_class": {names[c]: {"precision": float(curves["precision"][c]),
+                                     "recall": float(curves["recall"][c]),
+                                     "instances": int(curves["positives"][c]),
+                                     "mAP50": float(ap[c, 0]), "mAP50-95": float(ap[c].mean())}
+                          for c in np.nonzero(seen)[0]},
+            "curves": curves}

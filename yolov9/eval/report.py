@@ -38,6 +38,14 @@ def print_speed(speed: dict[str, float]) -> None:
           f"{speed['nms']:.1f} ms NMS per image")
 
 
+def print_val_loss(loss: Any, item_names: Sequence[str]) -> None:
+    """The validation loss items of every head branch: loss (branches, items), auxiliary branches first."""
+    rows = loss.reshape(-1, len(item_names)).tolist()
+    for b, values in enumerate(rows):
+        branch = "main" if b == len(rows) - 1 else f"aux{b}"
+        print(f"val loss {branch}: " + " ".join(f"{name} {v:.4g}" for name, v in zip(item_names, values)))
+
+
 def write_json(rows: list[dict], path: Path, verbose: bool = True) -> Path:
     """COCO results rows -> `path` (written atomically)."""
     atomic_write_bytes(path, json.dumps(rows).encode())

@@ -4,6 +4,11 @@ The backbone, the neck and the head's hidden conv blocks are quantized whole (co
 pools, upsampling), so that ONNX Runtime runs them as chains of integer kernels (QLinearConv etc.). The head's
 last 1x1 convs, the DFL softmax, sigmoid scores, box decoding and NMS stay in float32: quantizing them costs
 accuracy (pixels, scores) for almost no speed.
+
+Segmentation heads follow the same rule: the mask-coefficient branches' hidden blocks and the `Proto` module's
+3x3 convs and upsampling (a quarter of gelan-c-seg's FLOPs, at H/4) are quantized; the last 1x1 coefficient
+convs and the conv that makes the prototypes themselves (Proto `cv3`; DSegment's 1x1 `proto`) stay float32, so
+the coefficients and prototypes, whose product decides every mask pixel, are not rounded to 8 bits.
 """
 from __future__ import annotations
 
@@ -42,15 +47,21 @@ def _reader(input_name: str, files: Sequence[Path], imgsz: tuple[int, int]):
     return LetterboxReader()
 
 
-def float_nodes(graph) -> list[str]:
-    """Names of nodes kept in float32: everything outside layers 0..head-1 and the head's hidden conv blocks."""
-    layer_of = {n.name: int(m.group(1)) for n in graph.node if (m := re.search(r"/model\.(\d+)/", n.name))}
+def float_names(names: Sequence[str]) -> list[str]:
+    """Of a graph's node names (ONNX nodes, or the ops of an OpenVINO IR converted from our ONNX: both keep the
+    '/model.<i>/...' names), those kept in float32: everything outside layers 0..head-1 and the head's hidden conv
+    blocks (box, class and coefficient branches; the prototype module's 3x3 convs)."""
+    layer_of = {name: int(m.group(1)) for name in names if (m := re.search(r"/model\.(\d+)/", name))}
     if not layer_of:
-        raise YOLOv9Error("the ONNX graph has no /model.<i>/ node names; export it with `yolov9 export`")
+        raise YOLOv9Error("the graph has no /model.<i>/ node names; export it with `yolov9 export`")
     head = max(layer_of.values())
-    hidden_head_block = re.compile(rf"/model\.{head}/cv\d+\.\d+/cv\d+\.\d+\.[01]/")
-    return [n.name for n in graph.node
-            if layer_of.get(n.name, head) >= head and not hidden_head_block.search(n.name)]
+    hidden_head_block = re.compile(rf"/model\.{head}/(cv\d+\.\d+/cv\d+\.\d+\.[01]|proto\d*/(cv1|upsample|cv2))/")
+    return [name for name in names if layer_of.get(name, head) >= head and not hidden_head_block.search(name)]
+
+
+def float_nodes(graph) -> list[str]:
+    """Names of the ONNX graph's nodes kept in float32 (see `float_names`)."""
+    return float_names([n.name for n in graph.node])
 
 
 def quantize_int8(fp32_path: Path, int8_path: Path, calibration_files: Sequence[Path],

@@ -61,6 +61,7 @@ def checkpoint_dict(model: DetectionModel, *, ema: Any = None, optimizer: Any = 
         "nc": int(model.nc),
         "stride": [float(s) for s in model.stride.tolist()],
         "hyp": plain_data(model.hyp, "hyp", True),
+        "imgsz": (train_args or {}).get("imgsz", model.imgsz),
         "model": _state(model, half),
         "ema": _state(ema_module, half) if ema_module is not None else None,
         "ema_updates": ema_updates,
@@ -159,7 +160,8 @@ def load_strict(model: nn.Module, state: Mapping[str, torch.Tensor], path: Path)
 def read_weights(path: PathLike) -> tuple[dict, dict[str, torch.Tensor]]:
     """(model description, state_dict in the file's dtype) from our or an official checkpoint, building nothing.
 
-    The description has `config`, `names`, `hyp` and `stride`. EMA weights are preferred when present.
+    The description has `config`, `names`, `hyp`, `stride` and `imgsz` (the training image size, or None).
+    EMA weights are preferred when present.
     """
     path = Path(path)
     try:
@@ -167,10 +169,12 @@ def read_weights(path: PathLike) -> tuple[dict, dict[str, torch.Tensor]]:
     except _NotOurFormat:
         official = read_official(path)
         description = {"config": official.config, "names": official.names, "hyp": official.hyp,
-                       "stride": official.stride}
+                       "stride": official.stride, "imgsz": (official.meta.get("opt") or {}).get("imgsz")}
         return description, official.state_dict
     weights = ckpt["ema"] if ckpt.get("ema") is not None else ckpt["model"]
-    return {key: ckpt.get(key) for key in ("config", "names", "hyp", "stride")}, weights
+    description = {key: ckpt.get(key) for key in ("config", "names", "hyp", "stride")}
+    description["imgsz"] = ckpt.get("imgsz", (ckpt.get("train_args") or {}).get("imgsz"))
+    return description, weights
 
 
 def load_model_and_dtype(path: PathLike) -> tuple[DetectionModel, torch.dtype]:
@@ -178,6 +182,8 @@ def load_model_and_dtype(path: PathLike) -> tuple[DetectionModel, torch.dtype]:
     description, weights = read_weights(path)
     model = model_from_weights(description["config"], description["names"], weights, Path(path),
                                hyp=description["hyp"], stride=description["stride"])
+    imgsz = description["imgsz"]
+    model.imgsz = int(imgsz) if isinstance(imgsz, int) and not isinstance(imgsz, bool) and imgsz > 0 else None
     return model, _float_dtype(weights)
 
 

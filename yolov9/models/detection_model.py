@@ -48,6 +48,7 @@ class DetectionModel(nn.Module):
         self.nc = int(self.yaml["nc"])
         self.names: list[str] = [str(i) for i in range(self.nc)]
         self.hyp: Optional[dict] = None
+        self.imgsz: Optional[int] = None  # the image size it was trained at (from a checkpoint), if known
         self._init_batchnorm()
         self.stride = self._measure_strides(in_channels)
         self.head.stride = self.stride.clone()

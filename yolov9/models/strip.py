@@ -104,4 +104,5 @@ def strip_auxiliary(model: DetectionModel) -> DetectionModel:
     stripped.load_state_dict(stripped_state_dict(model.state_dict(), new_index, rename), strict=True)
     stripped.names = list(model.names)
     stripped.hyp = copy.deepcopy(model.hyp)
+    stripped.imgsz = model.imgsz
     return stripped.train(model.training)

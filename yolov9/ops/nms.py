@@ -107,13 +107,13 @@ def best_first(conf: np.ndarray, k: int) -> np.ndarray:
     return contenders[np.argsort(-conf[contenders], kind="stable")[:k]]
 
 
-def greedy_nms(xyxy: np.ndarray, groups: np.ndarray, iou_thres: float) -> np.ndarray:
+def greedy_nms(xyxy: np.ndarray, groups: np.ndarray, iou_thres: float, smaller: bool = False) -> np.ndarray:
     """Indices of the boxes kept by greedy NMS inside each group, in input order.
 
     xyxy: (N, 4) float64 sorted best first; groups: (N,) integer ids (classes). A box is dropped when an earlier
-    kept box of its group has IoU > iou_thres with it.
+    kept box of its group has IoU > iou_thres with it (with `smaller`: intersection over the smaller box's area).
     """
-    earlier, later = overlapping_pairs(xyxy, groups, iou_thres)
+    earlier, later = overlapping_pairs(xyxy, groups, iou_thres, smaller)
     keep = np.ones(len(xyxy), dtype=bool)
     while True:  # fixed point of "no earlier kept box suppresses me"; box k is settled once all before it are
         suppressed = np.zeros_like(keep)
@@ -123,11 +123,14 @@ def greedy_nms(xyxy: np.ndarray, groups: np.ndarray, iou_thres: float) -> np.nda
         keep = ~suppressed
 
 
-def overlapping_pairs(xyxy: np.ndarray, groups: np.ndarray, iou_thres: float) -> tuple[np.ndarray, np.ndarray]:
-    """All same-group pairs (earlier, later) with IoU > iou_thres, found by a sweep over x.
+def overlapping_pairs(xyxy: np.ndarray, groups: np.ndarray, iou_thres: float, smaller: bool = False
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """All same-group pairs (earlier, later) with IoU > iou_thres (with `smaller`: intersection over the smaller
+    box's area), found by a sweep over x.
 
     IoU > t needs an x-overlap > t * width of either box, so box k (x1_k >= x1_i) can only pair with box i if
-    x1_k < x1_i + (1 - t) * w_i: sorting by (group, x1) turns that into a contiguous window per box.
+    x1_k < x1_i + (1 - t) * w_i (any overlap at all, x1_k < x1_i + w_i, for the smaller-box ratio): sorting by
+    (group, x1) turns that into a contiguous window per box.
     """
     n = len(xyxy)
     if n == 0:
@@ -136,7 +139,7 @@ def overlapping_pairs(xyxy: np.ndarray, groups: np.ndarray, iou_thres: float) ->
     span = 4 * (np.abs(xyxy).max() + 1)  # keys of different groups never interleave
     key = groups * span + xyxy[:, 0]
     order = np.argsort(key, kind="stable")
-    reach = key + (1 - iou_thres) * width + 1e-6 * (np.abs(xyxy[:, 0]) + width + 1)  # relaxed: IoU decides
+    reach = key + (1 if smaller else 1 - iou_thres) * width + 1e-6 * (np.abs(xyxy[:, 0]) + width + 1)  # relaxed
     end = np.searchsorted(key[order], reach[order], side="right")
     counts = np.maximum(end - np.arange(n) - 1, 0)
     x1, y1, x2, y2 = xyxy[order].T.copy()  # columns in sweep order: gathers stay contiguous
@@ -149,7 +152,8 @@ def overlapping_pairs(xyxy: np.ndarray, groups: np.ndarray, iou_thres: float) ->
         ih = np.minimum(y2[first], y2[second]) - np.maximum(y1[first], y1[second])
         inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
         with np.errstate(divide="ignore", invalid="ignore"):  # 0/0 (zero-area boxes) gives nan: suppresses nothing
-            over = inter / (area[first] + area[second] - inter) > iou_thres
+            base = np.minimum(area[first], area[second]) if smaller else area[first] + area[second] - inter
+            over = inter / base > iou_thres
         i, j = order[first[over]], order[second[over]]
         earlier.append(np.minimum(i, j))
         later.append(np.maximum(i, j))

@@ -29,7 +29,8 @@ def coco_mask_api():
     try:
         from pycocotools import mask
     except ImportError:
-        raise YOLOv9Error('COCO masks (RLE JSON, polygons) need pycocotools: pip install "yolov9[coco]"') from None
+        raise YOLOv9Error("COCO masks (RLE JSON, polygons) need pycocotools (a dependency of yolov9): "
+                          "pip install pycocotools") from None
     return mask
 
 

@@ -8,11 +8,12 @@ from typing import Optional, Sequence, Union
 import cv2
 import numpy as np
 import torch
+from torch import nn
 
 from yolov9.errors import YOLOv9Error
 from yolov9.io.atomic import atomic_write_bytes
 from yolov9.ops.boxes import denormalize_boxes, xywh2xyxy
-from yolov9.plots.drawing import class_colour, draw_detections
+from yolov9.plots.drawing import class_colour, draw_detections, draw_masks
 from yolov9.plots.figures import pyplot, save_figure
 
 
@@ -52,18 +53,23 @@ def plot_labels(labels: np.ndarray, names: Sequence[str], path: Union[str, Path]
 
 
 def draw_batch(images: torch.Tensor, targets: torch.Tensor, names: Optional[Sequence[str]] = None,
-               max_images: int = 16) -> np.ndarray:
+               max_images: int = 16, masks: Optional[torch.Tensor] = None) -> np.ndarray:
     """A BGR grid of a batch (B, 3, H, W) uint8 RGB with its targets (n, 6) [index, cls, cx, cy, w, h] drawn
-    (class colours; class names too when `names` is given)."""
+    (class colours; class names too when `names` is given; `masks` (n, h, w), one binary mask per target row at
+    any resolution, blended in)."""
     images = images[:max_images].cpu().numpy()
     n, _, h, w = images.shape
     grid = math.ceil(math.sqrt(n))
     canvas = np.full((math.ceil(n / grid) * h, grid * w, 3), 255, np.uint8)
     targets = targets.cpu().numpy()
+    if masks is not None:
+        masks = nn.functional.interpolate(masks[None].float().cpu(), size=(h, w), mode="nearest")[0].numpy() > 0
     for i in range(n):
         y0, x0 = (i // grid) * h, (i % grid) * w
         tile = np.ascontiguousarray(images[i].transpose(1, 2, 0)[..., ::-1])
         rows = targets[targets[:, 0] == i]
+        if masks is not None:
+            tile = draw_masks(tile, masks[targets[:, 0] == i], rows[:, 1])
         boxes = denormalize_boxes(xywh2xyxy(rows[:, 2:6]), (h, w))
         if names is None:
             for cls, box in zip(rows[:, 1].astype(int), boxes.round().astype(int)):
@@ -76,9 +82,10 @@ def draw_batch(images: torch.Tensor, targets: torch.Tensor, names: Optional[Sequ
 
 
 def save_batch_plot(images: torch.Tensor, targets: torch.Tensor, path: Union[str, Path],
-                    names: Optional[Sequence[str]] = None, max_images: int = 16) -> Path:
+                    names: Optional[Sequence[str]] = None, max_images: int = 16,
+                    masks: Optional[torch.Tensor] = None) -> Path:
     """The batch grid as JPEG (or PNG, by the suffix of `path`), written atomically."""
-    ok, encoded = cv2.imencode(Path(path).suffix or ".jpg", draw_batch(images, targets, names, max_images))
+    ok, encoded = cv2.imencode(Path(path).suffix or ".jpg", draw_batch(images, targets, names, max_images, masks))
     if not ok:
         raise YOLOv9Error(f"{path}: could not encode the batch image")
     return atomic_write_bytes(path, encoded.tobytes())

@@ -24,7 +24,7 @@ class TorchBackend(Backend):
         self.names = list(model.names)
         self.stride = int(model.stride.max())
         self.task = getattr(model, "task", "detect")
-        self.imgsz = getattr(model, "imgsz", None)
+        self.imgsz = (model.imgsz, model.imgsz) if model.imgsz else None
         self.source = str(getattr(model, "source", "model"))
 
     @torch.no_grad()
