@@ -89,11 +89,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2 epochs, one seed, small digits set")
     parser.add_argument("--child", choices=CONTENDERS)
     parser.add_argument("--data")
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)  # the child's seed
     parser.add_argument("--same-optimizer", action="store_true", help=argparse.SUPPRESS)  # run_child's protocol
     args = parser.parse_args()
-    if args.child:
+    if args.child:  # run_child passes one --epochs value
+        args.epochs = args.epochs_list[0]
         child(args)
         return
     if args.quick:

@@ -1,5 +1,5 @@
 """Inference latency, batch 1, CPU: ours vs Ultralytics yolov9s/c in every runtime (PyTorch fused, ONNX Runtime fp32
-and INT8, OpenVINO fp32 and INT8, TFLite/LiteRT fp32 and INT8), plus end to end: a 1280x720 frame through each
+and INT8, OpenVINO fp32 and INT8, TFLite/LiteRT fp32 and INT8), plus end to end: a real photo as a 1280x720 frame through each
 predictor (pre-process + inference + NMS).
 
 One process, one torch / onnxruntime / openvino / ai-edge-litert for every contender; 2 threads in every runtime;
@@ -140,7 +140,8 @@ def ultralytics_exports(size: str, imgsz: int, folder: Path, runtimes: tuple[str
         for name, (runtime, options) in wanted.items():
             if runtime in runtimes:
                 with contextlib.redirect_stdout(io.StringIO()):
-                    files[f"ultralytics {name}"] = YOLO(f"yolov9{size}.yaml").export(imgsz=imgsz, **options)
+                    exported = YOLO(f"yolov9{size}.yaml").export(imgsz=imgsz, **options)
+                files[f"ultralytics {name}"] = str(Path(exported).resolve())  # relative to `folder`
     finally:
         os.chdir(cwd)
     return files
@@ -200,6 +201,12 @@ def our_contenders(size: str, imgsz: int, folder: Path, runtimes: tuple[str, ...
             backends[f"ours {runtime}"] = backend_type(path, threads=THREADS)
     end_to_end = {name: predictor_runner(backend, imgsz) for name, backend in backends.items()}
     return models, end_to_end, gflops
+
+
+def real_frame() -> np.ndarray:
+    """A real photo as a 1280x720 BGR frame: the first val tile of the bundled trees set, resized."""
+    tile = cv2.imread(str(sorted((TREES / "images" / "val").iterdir())[0]))
+    return cv2.resize(tile, FRAME[::-1], interpolation=cv2.INTER_LINEAR)
 
 
 def predictor_runner(backend, imgsz: int) -> Callable[[np.ndarray], object]:
@@ -264,7 +271,7 @@ def main() -> None:
     torch.set_num_threads(THREADS)
     torch.set_flush_denormal(True)  # random-init activations shrink layer by layer into denormals (all contenders)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}; runs {runs} after 2 warm-up runs")
-    frame = cv2.resize(np.random.default_rng(0).integers(0, 255, (9, 16, 3), dtype=np.uint8), FRAME[::-1])
+    frame = real_frame()
     with tempfile.TemporaryDirectory() as tmp:
         for size in sizes:
             for imgsz in image_sizes:

@@ -119,11 +119,21 @@ def test_int8_ir_keeps_the_head_float_and_correlates(gelan, dataset, tmp_path):
 def test_stripped_yolov9_dynamic_ir_matches_the_main_branch(yolov9_checkpoint, yolov9_auto):
     model, _ = yolov9_checkpoint
     assert model.branches == 2 and yolov9_auto.fixed_shape is None and yolov9_auto.fixed_batch is None
-    for shape in [(1, 3, 64, 64), (2, 3, 96, 64)]:
+    shapes = [(1, 3, 64, 64), (2, 3, 96, 64), (1, 3, 64, 64)]
+    for shape in shapes:
         images = torch.rand(shape)
         with torch.no_grad():
             expected = model(images)  # eval output of the dual model = its main branch
         assert_close_to_torch(yolov9_auto(images), expected)
+    assert list(yolov9_auto.requests) == shapes[:2]  # compiled once per input shape, static
+
+
+def test_a_dynamic_ir_keeps_at_most_eight_static_compilations(yolov9_auto, monkeypatch):
+    monkeypatch.setattr(yolov9_auto, "requests", {})
+    sizes = [32 * k for k in range(2, 12)]
+    for side in sizes:
+        yolov9_auto(torch.rand(1, 3, side, 64))
+    assert [shape[2] for shape in yolov9_auto.requests] == sizes[-OpenVinoBackend.STATIC_SHAPES:]
 
 
 def test_segmentation_ir_via_cli(tmp_path):

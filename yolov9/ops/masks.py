@@ -28,7 +28,8 @@ def crop_mask(masks: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
     x1, y1, x2, y2 = boxes[:, :, None, None].unbind(1)  # (N, 1, 1) each
     cols = torch.arange(w, device=masks.device, dtype=boxes.dtype)[None, None, :]
     rows = torch.arange(h, device=masks.device, dtype=boxes.dtype)[None, :, None]
-    return masks * ((cols >= x1) & (cols < x2) & (rows >= y1) & (rows < y2))
+    inside = ((rows >= y1) & (rows < y2)) & ((cols >= x1) & (cols < x2))  # (N, H, 1) & (N, 1, W): one (N, H, W)
+    return masks * inside
 
 
 def polygon_masks(polygons: Sequence[np.ndarray], shape: Sequence[int], downsample: int = 1) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 import json
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -63,6 +63,14 @@ class FileBackend(Backend):
     path: Path
     fixed_batch: Optional[int] = None
     metadata: dict[str, str]
+
+    @staticmethod
+    def existing_file(path: Union[str, Path], kind: str) -> Path:
+        """`path` as a Path, or one clear error when there is no such file."""
+        path = Path(path)
+        if not path.is_file():
+            raise YOLOv9Error(f"{path}: {kind} file not found")
+        return path
 
     def describe(self, metadata: dict[str, str], input_shape: Sequence[Optional[int]]) -> None:
         """Attributes from the file's metadata and its input shape (B, 3, H, W), None for a dynamic dimension."""

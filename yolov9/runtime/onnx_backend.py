@@ -31,9 +31,7 @@ class OnnxBackend(FileBackend):
 
     def __init__(self, path: Union[str, Path], device: Union[str, torch.device] = "cpu", threads: int = 0):
         ort = _import_onnxruntime()
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise YOLOv9Error(f"{self.path}: ONNX file not found")
+        self.path = self.existing_file(path, "ONNX")
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads

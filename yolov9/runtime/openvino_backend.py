@@ -50,29 +50,48 @@ def ir_metadata(model) -> dict[str, str]:
 
 class OpenVinoBackend(FileBackend):
     """An IR compiled for the OpenVINO CPU plugin (latency mode: one stream, one reused infer request; fp32
-    arithmetic whatever the IR stores)."""
+    arithmetic whatever the IR stores).
+
+    A dynamic IR is compiled again, once, for every input shape it meets (at most `STATIC_SHAPES` kept, the
+    oldest dropped): the plugin runs a static shape faster than the dynamic graph (gelan-s, a 1280x720 frame at
+    640x384: see benchmarks/latency.py), and the letterboxed frames of a video or folder have one or a few shapes.
+    """
 
     format = "openvino"
+    STATIC_SHAPES = 8
 
     def __init__(self, path: Union[str, Path], device: Union[str, torch.device] = "cpu", threads: int = 0):
         ov = import_openvino()
         self.path = ir_file(path)
-        core = ov.Core()
+        self.core = ov.Core()
         # f32 arithmetic: on CPUs with AVX512-BF16 / AMX the plugin's default is bf16 (boxes off by ~1 px)
-        config = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1, "INFERENCE_PRECISION_HINT": "f32"}
+        self.config = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1, "INFERENCE_PRECISION_HINT": "f32"}
         if threads:
-            config["INFERENCE_NUM_THREADS"] = threads
+            self.config["INFERENCE_NUM_THREADS"] = threads
         try:
-            model = core.read_model(str(self.path))
-            self.compiled = core.compile_model(model, "CPU", config)
+            self.model = self.core.read_model(str(self.path))
+            compiled = self.core.compile_model(self.model, "CPU", self.config)
         except RuntimeError as e:  # OpenVINO reports corrupt / invalid IRs as RuntimeError
             raise YOLOv9Error(f"{self.path}: not a loadable OpenVINO IR ({str(e).strip().splitlines()[0][:200]})"
                               ) from None
-        self.request = self.compiled.create_infer_request()
-        self.outputs = len(self.compiled.outputs)
-        shape = [d.get_length() if d.is_static else None for d in model.input(0).get_partial_shape()]
-        self.describe(ir_metadata(model), shape)
+        self.outputs = len(compiled.outputs)
+        self.dynamic = self.model.input(0).get_partial_shape().is_dynamic
+        self.requests: dict[tuple[int, ...], object] = {} if self.dynamic else {(): compiled.create_infer_request()}
+        shape = [d.get_length() if d.is_static else None for d in self.model.input(0).get_partial_shape()]
+        self.describe(ir_metadata(self.model), shape)
+
+    def request_for(self, shape: tuple[int, ...]):
+        """The infer request of a model compiled for `shape` (static IRs: the one request)."""
+        key = tuple(shape) if self.dynamic else ()
+        if key not in self.requests:
+            if len(self.requests) >= self.STATIC_SHAPES:
+                self.requests.pop(next(iter(self.requests)))
+            model = self.model.clone()
+            model.reshape(list(shape))
+            self.requests[key] = self.core.compile_model(model, "CPU", self.config).create_infer_request()
+        return self.requests[key]
 
     def run(self, array: np.ndarray) -> list[np.ndarray]:
-        self.request.infer({0: array})
-        return [self.request.get_output_tensor(i).data.copy() for i in range(self.outputs)]
+        request = self.request_for(array.shape)
+        request.infer({0: array})
+        return [request.get_output_tensor(i).data.copy() for i in range(self.outputs)]

@@ -60,9 +60,7 @@ class TFLiteBackend(FileBackend):
 
     def __init__(self, path: Union[str, Path], device: Union[str, torch.device] = "cpu", threads: int = 0):
         interpreter = import_interpreter()
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise YOLOv9Error(f"{self.path}: TFLite file not found")
+        self.path = self.existing_file(path, "TFLite")
         try:
             self.interpreter = interpreter(model_path=str(self.path), num_threads=threads or os.cpu_count())
             self.runner = self.interpreter.get_signature_runner()
