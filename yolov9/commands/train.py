@@ -5,6 +5,7 @@ import argparse
 
 from yolov9.commands.arguments import add_run_folder_options
 from yolov9.engine.optim import LR_SCHEDULES, OPTIMIZERS
+from yolov9.engine.recipe import AUTO
 from yolov9.engine.train_options import TrainOptions
 
 DEFAULTS = TrainOptions()
@@ -44,11 +45,12 @@ def register(subparsers) -> None:
     p.add_argument("--time", type=float, default=None,
                    help="training budget in minutes: --epochs becomes an upper bound and the LR schedule fits it")
     p.add_argument("--device", default=None, help="cpu, 0, cuda:1 (default: GPU if present)")
-    p.add_argument("--hyp", default=DEFAULTS.hyp, help="hyperparameter YAML or bundled name; auto: scratch-high from 100 epochs, short-run below "
+    p.add_argument("--hyp", default=DEFAULTS.hyp,
+                   help="hyperparameter YAML or bundled name; auto: scratch-high from 100 epochs, short-run below "
                         "(docs/train.md)")
     p.add_argument("--set", dest="hyp_overrides", action="append", type=_hyp_value, default=[],
                    metavar="KEY=VALUE", help="override one hyperparameter, e.g. --set lr0=0.02 (repeatable)")
-    p.add_argument("--optimizer", choices=("auto", *OPTIMIZERS), default=DEFAULTS.optimizer,
+    p.add_argument("--optimizer", choices=(AUTO, *OPTIMIZERS), default=DEFAULTS.optimizer,
                    help="optimizer (auto: SGD, the official one)")
     p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=DEFAULTS.lr_schedule, help="learning-rate schedule")
     p.add_argument("--no-amp", dest="amp", action="store_false", help="disable mixed precision on CUDA")
