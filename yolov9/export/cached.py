@@ -1,8 +1,8 @@
 """A Backend for a model source in the runtime asked for, or with `auto` in the fastest one installed here, converting
 a checkpoint ONCE and caching the converted file next to it (what `yolov9 detect --backend` runs).
 
-`auto` on the CPU: the first installed of `AUTO_ORDER`, fastest first as measured on a 2-core AVX2 CPU (OpenVINO
-fp32, then ONNX Runtime fp32, then PyTorch channels-last; docs/deploy.md), as a dynamic-shape export, so that
+`auto` on the CPU: the first installed of `AUTO_ORDER`, fastest first by model latency on a 2-core CPU (OpenVINO
+fp32, then ONNX Runtime fp32, then PyTorch channels-last; benchmarks/latency.py), as a dynamic-shape export, so that
 frames get the minimal stride-multiple letterbox. `best.pt` is cached as `best.cache_openvino_model/` (or
 `best.cache.onnx`). The cache carries the key it was built for (sha256 of the checkpoint's bytes + runtime + export
 options + yolov9 version): a cache of other weights or options (stale) or one that does not load (corrupt) is
