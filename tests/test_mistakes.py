@@ -265,8 +265,11 @@ def test_interrupt_says_how_to_resume(tmp_path):
     argv = ["train", "--model", str(root / "tiny.yaml"), "--data", str(root / "data.yaml"), "--imgsz", "64",
             "--epochs", "50", "--batch", "4", "--workers", "0", "--no-val", "--no-plots", "--quiet", "--project",
             str(root / "runs")]
+    # SIG_DFL in the child: a shell's background job inherits SIGINT ignored, and Python then never raises
+    # KeyboardInterrupt (the run would finish all its epochs)
     process = subprocess.Popen([sys.executable, "-m", "yolov9.cli", *argv], cwd=root, stderr=subprocess.PIPE,
-                               text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                               text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     last = root / "runs" / "exp" / "weights" / "last.pt"
     deadline = time.time() + 120
     while not last.exists() and time.time() < deadline and process.poll() is None:
