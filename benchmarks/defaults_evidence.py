@@ -112,12 +112,17 @@ def main() -> None:
                                         **result})
                         print(f"{dataset:7s} {epochs:3d} ep seed {seed} {which:22s} mAP50-95 "
                               f"{result['mAP50-95']:.3f} ({result['minutes']:.1f} min)", flush=True)
-    text = table(results, args)
-    print(text)
-    if not args.quick:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "defaults_evidence.md").write_text(text + "\n")
-        (RESULTS / "defaults_evidence.json").write_text(json.dumps(results, indent=1))
+                        if not args.quick:  # after every run: an interrupted sweep keeps what it measured
+                            save(results, args)
+    print(table(results, args))
+
+
+def save(results: list[dict], args: argparse.Namespace) -> None:
+    from yolov9.io.atomic import atomic_write_bytes
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(RESULTS / "defaults_evidence.md", (table(results, args) + "\n").encode())
+    atomic_write_bytes(RESULTS / "defaults_evidence.json", json.dumps(results, indent=1).encode())
 
 
 if __name__ == "__main__":

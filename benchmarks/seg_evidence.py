@@ -4,8 +4,10 @@
     head: 3 levels, 32 prototypes at 1/4, overlap masks): our SegmentationLoss vs Ultralytics v8SegmentationLoss,
     rounds interleaved, ratio ours / Ultralytics (below 1.0: we are faster).
 (b) Training speed and (c) accuracy at an equal budget: every contender trains from scratch on the same generated
-    digits-on-photos set with instance masks (`yolov9 dataset digits --masks`), same image size, epochs, batch and
-    seed, each in a fresh subprocess, contenders interleaved round by round (`--repeats`). Images/s are those of
+    digits-on-photos set with instance masks (`yolov9 dataset digits --masks`), same image size, batch and seed,
+    and the same number of epochs or, with --minutes M, the same wall-clock budget (each trainer fits its epochs
+    and LR schedule into M minutes: ours `time=M`, Ultralytics `time=M/60` hours), each in a fresh subprocess,
+    contenders interleaved round by round (`--repeats`). Images/s are those of
     the training epochs after the first. The best weights of every contender are scored by ONE evaluator, ours
     (`yolov9 val`: boxes and masks, masks at the original resolution; Ultralytics through its own dynamic ONNX
     export); Ultralytics' own validator is reported beside it.
@@ -15,6 +17,7 @@ Ours trains with cfg/hyp/demo-cpu.yaml (nbs = batch); Ultralytics with its own d
 benchmarks/results/seg_evidence[_seedS].md / .json).
 
     YOLO_OFFLINE=1 .venv-bench/bin/python benchmarks/seg_evidence.py [--quick] [--seed S] [--same-optimizer]
+        [--epochs N | --minutes M]
 """
 from __future__ import annotations
 
@@ -139,6 +142,12 @@ class EpochClock:
         return images * len(measured) / sum(measured)
 
 
+def close_mosaic(args: argparse.Namespace) -> int | None:
+    """Mosaic off for the last tenth of an epoch-bound run; in a time-bound run each trainer's own default (ours
+    re-plans it with the fitted epochs)."""
+    return None if args.minutes else max(1, args.epochs // 10)
+
+
 def train_ours(config: str, data: Path, args: argparse.Namespace, out: Path, clock: EpochClock) -> dict:
     from yolov9 import build_model
     from yolov9.callbacks import Callbacks
@@ -147,10 +156,10 @@ def train_ours(config: str, data: Path, args: argparse.Namespace, out: Path, clo
 
     callbacks = Callbacks({"on_train_epoch_start": [clock.start], "on_train_epoch_end": [clock.end]})
     model = build_model(config, seed=args.seed)
-    result = train(model, data=str(data), callbacks=callbacks, epochs=args.epochs, imgsz=args.imgsz,
-                   batch=args.batch, workers=2, device="cpu", seed=args.seed, hyp=str(HYP_DIR / "demo-cpu.yaml"),
-                   nbs=args.batch, project=str(out), name=config, plots=False, verbose=False,
-                   close_mosaic=max(1, args.epochs // 10))
+    result = train(model, data=str(data), callbacks=callbacks, epochs=args.epochs, time=args.minutes,
+                   imgsz=args.imgsz, batch=args.batch, workers=2, device="cpu", seed=args.seed,
+                   hyp=str(HYP_DIR / "demo-cpu.yaml"), nbs=args.batch, project=str(out), name=config, plots=False,
+                   verbose=False, close_mosaic=close_mosaic(args))
     parameters = sum(p.numel() for p in result["model"].parameters())
     return {"weights": str(result["save_dir"] / "weights" / "best.pt"), "parameters": parameters}
 
@@ -159,12 +168,14 @@ def train_ultralytics(data: Path, args: argparse.Namespace, out: Path, clock: Ep
     from ultralytics import YOLO
 
     options = dict(optimizer="SGD", lr0=0.01, nbs=args.batch) if args.same_optimizer else {}
+    if args.minutes:
+        options["time"] = args.minutes / 60  # hours; Ultralytics then ignores `epochs`
     model = YOLO("yolov9c-seg.yaml", task="segment")
     model.add_callback("on_train_epoch_start", clock.start)
     model.add_callback("on_train_epoch_end", clock.end)
     model.train(data=str(data), epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, workers=2, device="cpu",
                 seed=args.seed, plots=False, amp=False, project=str(out), name="ultralytics", verbose=False,
-                close_mosaic=max(1, args.epochs // 10), **options)
+                **({} if args.minutes else {"close_mosaic": close_mosaic(args)}), **options)
     best = YOLO(str(out / "ultralytics" / "weights" / "best.pt"))
     own = best.val(data=str(data), imgsz=args.imgsz, batch=args.batch, device="cpu", plots=False, verbose=False)
     with contextlib.redirect_stdout(io.StringIO()):
@@ -185,7 +196,7 @@ def evaluate(weights: str, data: Path, args: argparse.Namespace) -> dict:
     return {key: float(metrics[key]) for key in keys}
 
 
-TRAINING_SETTINGS = ("epochs", "imgsz", "batch", "seed", "same_optimizer", "train_images")
+TRAINING_SETTINGS = ("epochs", "minutes", "imgsz", "batch", "seed", "same_optimizer", "train_images")
 
 
 def child(which: str, data: Path, args: argparse.Namespace) -> dict:
@@ -198,7 +209,8 @@ def child(which: str, data: Path, args: argparse.Namespace) -> dict:
                    else train_ours(which, data, args, Path(tmp), clock))
         minutes = (time.time() - started) / 60
         scores = evaluate(trained.pop("weights"), data, args)
-    return {**trained, **scores, "minutes": minutes, "images_per_s": clock.images_per_s(args.train_images)}
+    return {**trained, **scores, "minutes": minutes, "epochs": len(clock.durations),
+            "images_per_s": clock.images_per_s(args.train_images)}
 
 
 def in_subprocess(which: str, data: Path, args: argparse.Namespace) -> dict:
@@ -222,6 +234,7 @@ def median_of(runs: list[dict]) -> dict:
 
 def table(loss: dict, results: dict, args: argparse.Namespace) -> str:
     peer_speed = results[PEER]["images_per_s"] if PEER in results else float("nan")
+    budget = f"{args.minutes:g} minutes of training each" if args.minutes else f"{args.epochs} epochs"
     lines = [f"Command: `YOLO_OFFLINE=1 .venv-bench/bin/python benchmarks/seg_evidence.py {' '.join(sys.argv[1:])}`"
              f" (torch {torch.__version__}, {torch.get_num_threads()} threads, CPU)",
              "",
@@ -230,19 +243,20 @@ def table(loss: dict, results: dict, args: argparse.Namespace) -> str:
              f"{loss['text']} -> **{loss['ratio']:.2f}x** (ours / Ultralytics)",
              "",
              f"(b, c) Trained from scratch on digits-on-photos with masks ({args.train_images} train / "
-             f"{args.val_images} val images, seed 0): imgsz {args.imgsz}, batch {args.batch}, {args.epochs} epochs, "
+             f"{args.val_images} val images, seed 0): imgsz {args.imgsz}, batch {args.batch}, {budget}, "
              f"seed {args.seed}, {args.repeats} interleaved repeat(s) (medians); ours with cfg/hyp/demo-cpu.yaml, "
              f"Ultralytics with {'SGD lr0 0.01, nbs = batch' if args.same_optimizer else 'its own defaults'}. "
              "mAP: every contender's best weights scored by one evaluator, ours (Ultralytics through its ONNX "
              "export); the last column is Ultralytics' own validator.",
              "",
-             "| model | params | train images/s | speed vs Ultralytics | box mAP50-95 | mask mAP50 | mask mAP50-95 "
-             "| minutes | own validator mask mAP50-95 |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| model | params | train images/s | speed vs Ultralytics | epochs | box mAP50-95 | mask mAP50 "
+             "| mask mAP50-95 | minutes | own validator mask mAP50-95 |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for which, r in results.items():
         own = f"{r['own mask mAP50-95']:.3f}" if "own mask mAP50-95" in r else "same"
         lines.append(f"| {which} | {r['parameters'] / 1e6:.2f}M | {r['images_per_s']:.2f} | "
-                     f"{r['images_per_s'] / peer_speed:.2f}x | {r['mAP50-95']:.3f} | {r['mask/mAP50']:.3f} | "
+                     f"{r['images_per_s'] / peer_speed:.2f}x | {r['epochs']} | {r['mAP50-95']:.3f} | "
+                     f"{r['mask/mAP50']:.3f} | "
                      f"{r['mask/mAP50-95']:.3f} | {r['minutes']:.1f} | {own} |")
     return "\n".join(lines)
 
@@ -251,7 +265,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run: tiny set, 2 epochs, small loss batch")
     parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS))
-    parser.add_argument("--epochs", type=int, default=None, help="default 15 (quick: 2)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="default 15 (quick: 2); with --minutes an upper bound of ours (default 200)")
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="an equal wall-clock training budget per contender instead of equal epochs")
     parser.add_argument("--imgsz", type=int, default=None, help="default 320 (quick: 160)")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=1, help="training runs per contender, interleaved")
@@ -272,7 +289,7 @@ def main() -> None:
         args.result.write_text(json.dumps(child(args.child, args.data, args)))
         return
     quick = args.quick
-    args.epochs = args.epochs or (2 if quick else 15)
+    args.epochs = args.epochs or (2 if quick else 200 if args.minutes else 15)
     args.imgsz = args.imgsz or (160 if quick else 320)
     args.rounds = args.rounds or (2 if quick else 10)
     args.loss_batch = args.loss_batch or (2 if quick else 8)

@@ -1,5 +1,5 @@
 """`yolov9 demo`: the README's first command. Train yolov9-t (with its PGI branch) on the bundled "trees" photos
-on the CPU for a fixed, seeded number of epochs (the same weights and mAP on every machine, however fast), validate,
+on the CPU for a fixed, seeded number of epochs (the same weights and mAP however fast or busy the machine), validate,
 strip + fuse + export to ONNX, predict on the val images. `--task segment`: the same with a small segmentation
 model on the bundled "nuclei" image (Box + Mask table, ONNX with prototypes, mask overlays)."""
 from __future__ import annotations
@@ -13,7 +13,7 @@ from yolov9.datasets import nuclei
 from yolov9.errors import DatasetError
 
 DEFAULT_DATA = Path("datasets/trees/trees.yaml")
-DEMO_EPOCHS = 40  # about 8 minutes of training on a 2-core CPU (README); the same result on any machine
+DEMO_EPOCHS = 40  # about 8 minutes of training on a 2-core CPU (README); the same result at any speed
 SEGMENT_EPOCHS = 30  # gelan-t-seg on the nuclei tiles: a few minutes on a 2-core CPU (docs/datasets.md)
 PRESETS = {  # per task: the options the user did not give
     "detect": {"data": str(DEFAULT_DATA), "model": "yolov9-t", "epochs": DEMO_EPOCHS, "imgsz": 320, "conf": 0.1},
