@@ -170,12 +170,14 @@ def train_ultralytics(data: Path, args: argparse.Namespace, out: Path, clock: Ep
     options = dict(optimizer="SGD", lr0=0.01, nbs=args.batch) if args.same_optimizer else {}
     if args.minutes:
         options["time"] = args.minutes / 60  # hours; Ultralytics then ignores `epochs`
+    else:
+        options["close_mosaic"] = close_mosaic(args)
     model = YOLO("yolov9c-seg.yaml", task="segment")
     model.add_callback("on_train_epoch_start", clock.start)
     model.add_callback("on_train_epoch_end", clock.end)
     model.train(data=str(data), epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, workers=2, device="cpu",
                 seed=args.seed, plots=False, amp=False, project=str(out), name="ultralytics", verbose=False,
-                **({} if args.minutes else {"close_mosaic": close_mosaic(args)}), **options)
+                **options)
     best = YOLO(str(out / "ultralytics" / "weights" / "best.pt"))
     own = best.val(data=str(data), imgsz=args.imgsz, batch=args.batch, device="cpu", plots=False, verbose=False)
     with contextlib.redirect_stdout(io.StringIO()):
@@ -256,8 +258,7 @@ def table(loss: dict, results: dict, args: argparse.Namespace) -> str:
         own = f"{r['own mask mAP50-95']:.3f}" if "own mask mAP50-95" in r else "same"
         lines.append(f"| {which} | {r['parameters'] / 1e6:.2f}M | {r['images_per_s']:.2f} | "
                      f"{r['images_per_s'] / peer_speed:.2f}x | {r['epochs']} | {r['mAP50-95']:.3f} | "
-                     f"{r['mask/mAP50']:.3f} | "
-                     f"{r['mask/mAP50-95']:.3f} | {r['minutes']:.1f} | {own} |")
+                     f"{r['mask/mAP50']:.3f} | {r['mask/mAP50-95']:.3f} | {r['minutes']:.1f} | {own} |")
     return "\n".join(lines)
 
 
