@@ -6,7 +6,8 @@ batch, from scratch, each run in a fresh subprocess, contenders interleaved with
 Only the options a user would type are given: data, epochs, imgsz, batch, seed (and device / workers); every
 contender's best weights are scored by one evaluator, ours (Ultralytics through its dynamic ONNX export).
 Prints the table of mAP50-95 per contender (median and every seed), and writes
-benchmarks/results/defaults_evidence.md / .json.
+benchmarks/results/defaults_evidence.md / .json; a sweep adds to what earlier sweeps saved there (a run of the same
+dataset, epochs, seed and contender replaces the saved one), so the table grows one partial sweep at a time.
 
     YOLO_OFFLINE=1 .venv-bench/bin/python benchmarks/defaults_evidence.py [--epochs 15 25 50] [--seeds 0 1 2]
         [--datasets trees digits] [--quick]
@@ -61,17 +62,17 @@ def child(args: argparse.Namespace) -> None:
 
 
 def table(results: list[dict], args: argparse.Namespace) -> str:
+    seeds = sorted({r["seed"] for r in results})
     lines = [f"Trained from scratch on this CPU: yolov9-t (ours) / yolov9t (Ultralytics), imgsz {args.imgsz}, "
-             f"batch {args.batch}, seeds {' '.join(map(str, args.seeds))}; mAP50-95 on the val split by one "
-             "evaluator (ours), median over seeds (every seed in brackets).",
-             f"Command: `YOLO_OFFLINE=1 .venv-bench/bin/python benchmarks/defaults_evidence.py "
-             f"{' '.join(sys.argv[1:])}`", "",
+             f"batch {args.batch}, seeds {' '.join(map(str, seeds))}; mAP50-95 on the val split by one "
+             "evaluator (ours), median over seeds (every seed in brackets, in seed order).",
+             "Commands: " + ", ".join(f"`{c}`" for c in dict.fromkeys(r.get("command", "") for r in results)), "",
              "| dataset | epochs | " + " | ".join(CONTENDERS) + " |", "|---|---|" + "---|" * len(CONTENDERS)]
-    for dataset in args.datasets:
-        for epochs in args.epochs_list:
+    for dataset in dict.fromkeys(r["dataset"] for r in results):
+        for epochs in sorted({r["epochs"] for r in results if r["dataset"] == dataset}):
             cells = []
             for which in CONTENDERS:
-                scores = [r["mAP50-95"] for r in results
+                scores = [r["mAP50-95"] for r in sorted(results, key=lambda r: r["seed"])
                           if (r["dataset"], r["epochs"], r["contender"]) == (dataset, epochs, which)]
                 cells.append(f"{statistics.median(scores):.3f} ({' '.join(f'{s:.3f}' for s in scores)})"
                              if scores else "")
@@ -98,7 +99,8 @@ def main() -> None:
         return
     if args.quick:
         args.epochs_list, args.seeds = [2], [0]
-    results: list[dict] = []
+    command = "YOLO_OFFLINE=1 .venv-bench/bin/python benchmarks/defaults_evidence.py " + " ".join(sys.argv[1:])
+    results = [] if args.quick else saved_results()
     with tempfile.TemporaryDirectory() as tmp:
         for dataset in args.datasets:
             data = ROOT / "datasets" / "trees" / "trees.yaml" if dataset == "trees" else digits_dataset(Path(tmp),
@@ -108,13 +110,20 @@ def main() -> None:
                     args.epochs, args.seed = epochs, seed
                     for which in CONTENDERS:
                         result = run_child(which, data, args, script=__file__)
-                        results.append({"dataset": dataset, "epochs": epochs, "seed": seed, "contender": which,
-                                        **result})
+                        key = {"dataset": dataset, "epochs": epochs, "seed": seed, "contender": which}
+                        results = [r for r in results if {k: r[k] for k in key} != key]
+                        results.append({**key, **result, "command": command.strip()})
                         print(f"{dataset:7s} {epochs:3d} ep seed {seed} {which:22s} mAP50-95 "
                               f"{result['mAP50-95']:.3f} ({result['minutes']:.1f} min)", flush=True)
                         if not args.quick:  # after every run: an interrupted sweep keeps what it measured
                             save(results, args)
     print(table(results, args))
+
+
+def saved_results() -> list[dict]:
+    """The runs earlier sweeps saved (none when there is no saved file)."""
+    path = RESULTS / "defaults_evidence.json"
+    return json.loads(path.read_text()) if path.exists() else []
 
 
 def save(results: list[dict], args: argparse.Namespace) -> None:

@@ -125,7 +125,11 @@ def evaluation_masks(prediction: SegmentPrediction, letterbox: Letterbox) -> Run
         fits = counts * cost[order[first:first + len(counts)]] <= WINDOW_PIXELS_PER_CHUNK
         rows = torch.from_numpy(order[first:first + max(int(fits.sum()), 1)])
         input_masks = _sample_input_window(probabilities[rows], boxes[rows], window[rows], prediction.input_shape)
-        tables.append(_window_runs(*_resize_window(input_masks, window[rows], letterbox, taps), shape))
+        if tuple(letterbox.resized) == tuple(shape):  # unscaled: OpenCV's resize copies, the window only moves
+            placed = (window[rows, :2] - inside[:2]).long(), input_masks
+        else:
+            placed = _resize_window(input_masks, window[rows], letterbox, taps)
+        tables.append(_window_runs(*placed, shape))
         first += len(rows)
     return RunLengths.concat(tables).take(np.argsort(order))
 
@@ -143,16 +147,10 @@ def _sample_input_window(probabilities: torch.Tensor, boxes: torch.Tensor, windo
         size = values.shape[dim]
         scale = np.float32(size / input_shape[1 - coordinate])
         source = (scale * (pixels.float() + 0.5) - 0.5).clamp(min=0)
-        first = source.long()
+        first = source.long().clamp(max=size - 1)  # past a window's end (a wider window's count): masked below
         second = first + (first < size - 1)
         weight = (source - first).unsqueeze(3 - dim)
-        shape = list(values.shape)
-        shape[dim] = count
-
-        def gather(index: torch.Tensor) -> torch.Tensor:
-            return values.take_along_dim(index.unsqueeze(3 - dim).expand(shape), dim)
-
-        values = (1 - weight) * gather(first) + weight * gather(second)
+        values = (1 - weight) * _take(values, first, dim) + weight * _take(values, second, dim)
         kept.append((pixels >= boxes[:, coordinate:coordinate + 1]) & (pixels < boxes[:, coordinate + 2:coordinate + 3])
                     & (pixels < window[:, coordinate + 2:coordinate + 3]))
     keep_x, keep_y = kept
@@ -203,16 +201,25 @@ def _resize_window(input_masks: torch.Tensor, window: torch.Tensor, letterbox: L
         taps_a, taps_b = (torch.where((i >= 0) & (i < span), i, span) for i in (first[index] + shift,
                                                                                    second[index] + shift))
         if axis == 0:  # horizontal pass: 11-bit fixed point per window row
-            expand = (lambda i: i[:, None, :].expand(-1, values.shape[1], -1))
-            values = (values.take_along_dim(expand(taps_a), 2) * weight_first[index][:, None, :]
-                      + values.take_along_dim(expand(taps_b), 2) * weight_second[index][:, None, :])
+            values = (_take(values, taps_a, 2) * weight_first[index][:, None, :]
+                      + _take(values, taps_b, 2) * weight_second[index][:, None, :])
         else:  # vertical pass with OpenCV's vectorised rounding
-            expand = (lambda i: i[:, :, None].expand(-1, -1, values.shape[2]))
-            top_rows = ((values.take_along_dim(expand(taps_a), 1) >> 4) * weight_first[index][:, :, None]) >> 16
-            bottom_rows = ((values.take_along_dim(expand(taps_b), 1) >> 4) * weight_second[index][:, :, None]) >> 16
+            top_rows = ((_take(values, taps_a, 1) >> 4) * weight_first[index][:, :, None]) >> 16
+            bottom_rows = ((_take(values, taps_b, 1) >> 4) * weight_second[index][:, :, None]) >> 16
             values = (top_rows + bottom_rows + 2) >> 2
     keep_x, keep_y = keep
     return low.long(), (values > 0) & keep_y[:, :, None] & keep_x[:, None, :]
+
+
+def _take(values: torch.Tensor, index: torch.Tensor, dim: int) -> torch.Tensor:
+    """Per mask, rows (dim 1) or columns (dim 2) by number: values (n, R, C), index (n, K) -> (n, K, C) or
+    (n, R, K). Whole rows are copied by one `index_select` (columns through the transpose): several times faster
+    than an element-wise gather with an index expanded to the output's size."""
+    if dim == 2:
+        return _take(values.transpose(1, 2), index, 1).transpose(1, 2)
+    n, rows, columns = values.shape
+    flat = (index + torch.arange(n, device=index.device).unsqueeze(1) * rows).reshape(-1)
+    return values.reshape(n * rows, columns).index_select(0, flat).reshape(n, -1, columns)
 
 
 def _window_runs(origins: torch.Tensor, masks: torch.Tensor, shape: Sequence[int]) -> RunLengths:
