@@ -8,7 +8,7 @@ import torch
 from pycocotools import mask as coco_mask
 
 from yolov9.ops.letterbox import Letterbox
-from yolov9.ops.masks import (masks_to_original, masks_to_polygons, overlap_mask, polygon_masks, process_mask,
+from yolov9.ops.masks import (box_axes, crop_mask, masks_to_original, masks_to_polygons, overlap_mask, polygon_masks, process_mask,
                               process_mask_upsample)
 from yolov9.ops.nms import non_max_suppression
 from yolov9.ops.rle import RunLengths, decode, encode, mask_iou, pair_iou
@@ -22,6 +22,17 @@ def load(folder, name: str) -> dict:
 
 def unpack(packed: torch.Tensor, width: int) -> torch.Tensor:
     return torch.from_numpy(np.unpackbits(packed.numpy(), axis=-1, count=width).astype(bool))
+
+
+def test_crop_keeps_pixels_from_the_first_corner_to_before_the_second():
+    boxes = torch.tensor([[1.0, 2.0, 3.0, 4.0], [0.5, 0.0, 5.0, 1.5]])  # xyxy in pixels of a 5 x 6 map
+    rows, cols = box_axes(boxes, 5, 6)
+    assert rows.tolist() == [[False, False, True, True, False], [True, True, False, False, False]]
+    assert cols.tolist() == [[False, True, True, False, False, False], [False, True, True, True, True, False]]
+    masks = torch.rand(2, 5, 6) + 1
+    cropped = crop_mask(masks, boxes)
+    inside = rows[:, :, None] & cols[:, None, :]
+    assert torch.equal(cropped[inside], masks[inside]) and not cropped[~inside].any()
 
 
 def assert_masks_close(ours: torch.Tensor, expected: torch.Tensor) -> None:

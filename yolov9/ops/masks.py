@@ -19,17 +19,20 @@ from yolov9.ops.letterbox import Letterbox
 RESIZE_CHANNELS = 128  # OpenCV 5 resizes at most 128 channels at once (CV_CN_MAX)
 
 
-def crop_mask(masks: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-    """Zero every mask outside its box: masks (N, H, W), boxes (N, 4) xyxy in mask pixels -> (N, H, W).
+def box_axes(boxes: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which rows and columns of an (height, width) map lie in each box: boxes (N, 4) xyxy in map pixels ->
+    (rows (N, height), columns (N, width)) bool. Pixel (x, y) is in the box when x1 <= x < x2 and y1 <= y < y2
+    (the official crop rule); the box is their outer product."""
+    x1, y1, x2, y2 = boxes[:, :, None].unbind(1)  # (N, 1) each
+    cols = torch.arange(width, device=boxes.device, dtype=boxes.dtype)
+    rows = torch.arange(height, device=boxes.device, dtype=boxes.dtype)
+    return (rows >= y1) & (rows < y2), (cols >= x1) & (cols < x2)
 
-    A pixel (x, y) (its index) is kept when x1 <= x < x2 and y1 <= y < y2, the official rule.
-    """
-    _, h, w = masks.shape
-    x1, y1, x2, y2 = boxes[:, :, None, None].unbind(1)  # (N, 1, 1) each
-    cols = torch.arange(w, device=masks.device, dtype=boxes.dtype)[None, None, :]
-    rows = torch.arange(h, device=masks.device, dtype=boxes.dtype)[None, :, None]
-    inside = ((rows >= y1) & (rows < y2)) & ((cols >= x1) & (cols < x2))  # (N, H, 1) & (N, 1, W): one (N, H, W)
-    return masks * inside
+
+def crop_mask(masks: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """Zero every mask outside its box: masks (N, H, W), boxes (N, 4) xyxy in mask pixels -> (N, H, W)."""
+    rows, cols = box_axes(boxes, *masks.shape[1:])
+    return masks * (rows[:, :, None] & cols[:, None, :])
 
 
 def polygon_masks(polygons: Sequence[np.ndarray], shape: Sequence[int], downsample: int = 1) -> np.ndarray:
