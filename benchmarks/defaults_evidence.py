@@ -66,7 +66,7 @@ def table(results: list[dict], args: argparse.Namespace) -> str:
     lines = [f"Trained from scratch on this CPU: yolov9-t (ours) / yolov9t (Ultralytics), imgsz {args.imgsz}, "
              f"batch {args.batch}, seeds {' '.join(map(str, seeds))}; mAP50-95 on the val split by one "
              "evaluator (ours), median over seeds (every seed in brackets, in seed order).",
-             "Commands: " + ", ".join(f"`{c}`" for c in dict.fromkeys(r.get("command", "") for r in results)), "",
+             "Commands: " + ", ".join(f"`{c}`" for c in dict.fromkeys(r["command"] for r in results)), "",
              "| dataset | epochs | " + " | ".join(CONTENDERS) + " |", "|---|---|" + "---|" * len(CONTENDERS)]
     for dataset in dict.fromkeys(r["dataset"] for r in results):
         for epochs in sorted({r["epochs"] for r in results if r["dataset"] == dataset}):

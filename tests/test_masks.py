@@ -8,8 +8,8 @@ import torch
 from pycocotools import mask as coco_mask
 
 from yolov9.ops.letterbox import Letterbox
-from yolov9.ops.masks import (box_axes, crop_mask, masks_to_original, masks_to_polygons, overlap_mask, polygon_masks, process_mask,
-                              process_mask_upsample)
+from yolov9.ops.masks import (box_axes, crop_mask, masks_to_original, masks_to_polygons, overlap_mask, polygon_masks,
+                              process_mask, process_mask_upsample)
 from yolov9.ops.nms import non_max_suppression
 from yolov9.ops.rle import RunLengths, decode, encode, mask_iou, pair_iou
 
